@@ -6,6 +6,7 @@ by the CLI (`python -m beauty_api`).
 
 from .errors import (
     ApiError,
+    BatchFailed,
     BeautyError,
     ConfigurationError,
     DeadlineExceeded,
@@ -26,6 +27,7 @@ __all__ = [
     "FILTER_NAMES",
     "SLIDER_NAMES",
     "ApiError",
+    "BatchFailed",
     "BeautyError",
     "BeautyParams",
     "ConfigurationError",

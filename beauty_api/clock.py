@@ -78,3 +78,19 @@ def sleep_interruptibly(clock: Clock, seconds: float, hook: CancelCheck | None) 
 
 
 DEFAULT_CLOCK = SystemClock()
+
+
+class Deadline:
+    """An overall time budget shared by every step of one retouch (submit, polls, download)."""
+
+    def __init__(self, clock: Clock, seconds: float) -> None:
+        self.clock = clock
+        self.seconds = seconds
+        self.expires_at = clock.monotonic() + seconds
+
+    def remaining(self) -> float:
+        """Seconds left, never negative."""
+        return max(0.0, self.expires_at - self.clock.monotonic())
+
+    def expired(self) -> bool:
+        return self.clock.monotonic() >= self.expires_at

@@ -53,6 +53,22 @@ class SubmitOutcomeUnknown(TransportError):
     """
 
 
+class BatchFailed(BeautyError):
+    """Some images of a batch failed; the others succeeded and their paid results are kept (cached).
+
+    `failures` is a list of `(index, exception)` pairs, in batch order.
+    """
+
+    def __init__(self, failures: list[tuple[int, BaseException]], total: int) -> None:
+        self.failures = failures
+        self.total = total
+        lines = [
+            f"{len(failures)} of {total} image(s) failed; the others were kept and a re-run pays only for these:"
+        ]
+        lines += [f"  image {index}: {error}" for index, error in failures]
+        super().__init__("\n".join(lines))
+
+
 class ProtocolError(BeautyError):
     """The API answered with something this client cannot read (bad JSON, unknown task status)."""
 
