@@ -1,0 +1,91 @@
+"""Fixtures shared by every test file: isolation from the user's key and cache, the emulator, sample images.
+
+Every test runs without AILAB_API_KEY / AILAB_API_BASE_URL / AILAB_CONFIG_FILE and with
+FACE_BEAUTY_STATE_DIR pointing at its own temporary folder, so no test can spend real credits,
+leak a real key or touch the user's journal and result cache.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from beauty_api.clock import FakeClock
+from beauty_api.emulator import Emulator
+
+SAMPLE_PORTRAIT = Path(__file__).resolve().parents[1] / "beauty_api" / "data" / "sample_portrait.png"
+SAMPLE_SIZE = 256
+EMULATOR_KEY = "emulator-key"
+
+
+@pytest.fixture(autouse=True)
+def _isolate_from_user_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No real key, base URL or config file, and a private state folder, for every test."""
+    for name in ("AILAB_API_KEY", "AILAB_API_BASE_URL", "AILAB_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    state_dir = tmp_path / "face_beauty_state"
+    state_dir.mkdir()
+    monkeypatch.setenv("FACE_BEAUTY_STATE_DIR", str(state_dir))
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    """A running emulator with zero queue/processing time; key `emulator-key`."""
+    with Emulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+def make_emulator() -> Iterator[Callable[..., Emulator]]:
+    """Start emulators with any `Emulator(...)` keyword arguments; all are stopped after the test."""
+    started: list[Emulator] = []
+
+    def make(**kwargs: Any) -> Emulator:
+        emu = Emulator(**kwargs).start()
+        started.append(emu)
+        return emu
+
+    yield make
+    for emu in started:
+        emu.stop()
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    """A FakeClock; pass `fake_clock.monotonic` as an emulator's `time_source` to step through time."""
+    return FakeClock()
+
+
+@cache
+def _sample_rgb() -> np.ndarray:
+    with Image.open(SAMPLE_PORTRAIT) as image:
+        small = image.convert("RGB").reduce(image.width // SAMPLE_SIZE)
+    rgb = np.asarray(small, dtype=np.uint8)
+    rgb.setflags(write=False)
+    return rgb
+
+
+@cache
+def _sample_png() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(_sample_rgb(), "RGB").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def sample_rgb() -> np.ndarray:
+    """The bundled portrait as a 256x256 uint8 RGB array (a fresh, writable copy per test)."""
+    return _sample_rgb().copy()
+
+
+@pytest.fixture
+def sample_png_bytes() -> bytes:
+    """`sample_rgb` encoded as PNG: a small valid upload with one frontal face."""
+    return _sample_png()
