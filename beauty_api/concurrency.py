@@ -1,0 +1,137 @@
+"""How many tasks may be in flight: halved when the API says "slow down", grown back slowly.
+
+A burst of rate-limit answers seen by N concurrent workers is one signal, not N: the limit is
+halved at most once per cool-down window. Growth is additive (+1 after `grow_after`
+consecutive successes), so the limit settles just under what the account allows.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from . import clock as _clock
+from .clock import CANCEL_CHECK_INTERVAL, DEFAULT_CLOCK, CancelCheck, Clock
+from .errors import InvalidParameterError
+
+DEFAULT_COOLDOWN = 1.0
+_HISTORY_CAP = 1000
+
+
+@dataclass(frozen=True)
+class LimitChange:
+    """One change of the limit, for reports and tests. `at` is the limiter clock's monotonic time."""
+
+    at: float
+    limit: int
+    reason: str  # "start", "rate_limited", "recovered"
+    retry_after: float | None = None
+
+
+class AdaptiveLimiter:
+    """Bounds tasks in flight; thread-safe. Use `with limiter.slot(check_cancel): ...` around each task."""
+
+    def __init__(
+        self,
+        maximum: int,
+        *,
+        grow_after: int = 4,
+        clock: Clock | None = None,
+        cooldown: float = DEFAULT_COOLDOWN,
+    ) -> None:
+        if isinstance(maximum, bool) or not isinstance(maximum, int) or maximum < 1:
+            raise InvalidParameterError(
+                f"maximum: {maximum!r} is not valid; the number of tasks in flight must be a whole number >= 1."
+            )
+        if isinstance(grow_after, bool) or not isinstance(grow_after, int) or grow_after < 1:
+            raise InvalidParameterError(
+                f"grow_after: {grow_after!r} is not valid; expected a whole number of successes >= 1."
+            )
+        if cooldown < 0:
+            raise InvalidParameterError(f"cooldown: {cooldown!r} is not valid; expected seconds >= 0.")
+        self._maximum = maximum
+        self._grow_after = grow_after
+        self._cooldown = float(cooldown)
+        self._clock = clock or DEFAULT_CLOCK
+        self._cond = threading.Condition()
+        self._limit = maximum
+        self._in_flight = 0
+        self._streak = 0
+        self._last_cut: float | None = None
+        self._changes = [LimitChange(self._clock.monotonic(), maximum, "start")]
+
+    @property
+    def maximum(self) -> int:
+        return self._maximum
+
+    @property
+    def limit(self) -> int:
+        with self._cond:
+            return self._limit
+
+    @property
+    def in_flight(self) -> int:
+        with self._cond:
+            return self._in_flight
+
+    @contextmanager
+    def slot(self, check_cancel: CancelCheck | None = None) -> Iterator[None]:
+        """Hold one of `limit` places while the body runs; blocks until one is free.
+
+        While blocked, the cancel hook is called at least every 0.25 s: whatever it raises
+        propagates, a truthy answer raises RetouchCancelled. Nothing is held when it raises.
+        """
+        while True:
+            _clock.check_cancel(check_cancel)
+            with self._cond:
+                if self._in_flight < self._limit:
+                    self._in_flight += 1
+                    break
+                self._cond.wait(CANCEL_CHECK_INTERVAL)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._in_flight -= 1
+                self._cond.notify_all()
+
+    def on_rate_limited(self, retry_after: float | None = None) -> None:
+        """The API said "slow down": halve the limit (not below 1), once per cool-down window."""
+        with self._cond:
+            self._streak = 0
+            now = self._clock.monotonic()
+            if self._last_cut is not None and now - self._last_cut < self._cooldown:
+                return  # the same burst, seen by another worker
+            self._last_cut = now
+            new = max(1, self._limit // 2)
+            if new != self._limit:
+                self._set(new, "rate_limited", now, retry_after)
+
+    def on_success(self) -> None:
+        """A task went through: after `grow_after` successes in a row, allow one more in flight."""
+        with self._cond:
+            self._streak += 1
+            if self._streak < self._grow_after:
+                return
+            self._streak = 0
+            if self._limit < self._maximum:
+                self._set(self._limit + 1, "recovered", self._clock.monotonic(), None)
+                self._cond.notify_all()
+
+    def history(self) -> list[int]:
+        """The limit at the start and after each change, in order."""
+        with self._cond:
+            return [change.limit for change in self._changes]
+
+    def changes(self) -> list[LimitChange]:
+        """Every change with its time and reason (the first is the start)."""
+        with self._cond:
+            return list(self._changes)
+
+    def _set(self, limit: int, reason: str, now: float, retry_after: float | None) -> None:
+        self._limit = limit
+        self._changes.append(LimitChange(now, limit, reason, retry_after))
+        if len(self._changes) > _HISTORY_CAP:
+            del self._changes[1 : len(self._changes) - _HISTORY_CAP + 1]

@@ -1,0 +1,449 @@
+"""TaskJournal: the claim/record/resume flow, stale claims, expiry, recovery, and real concurrency.
+
+The multi-process test runs two separate Python processes against one journal file: exactly
+one claim per fingerprint may answer "submit", which is what keeps two ComfyUI instances (or a
+CLI beside ComfyUI) from paying twice for the same image.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sqlite3
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from beauty_api.clock import FakeClock
+from beauty_api.errors import DeadlineExceeded, InvalidParameterError, RetouchCancelled
+from beauty_api.journal import Claim, TaskJournal, new_owner, owner_is_dead
+
+REPO = Path(__file__).resolve().parents[1]
+HOST = socket.gethostname()
+FP = "f" * 64
+
+
+class WallClock:
+    """A settable wall clock for the journal's time_source."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def me(nonce: str = "a") -> str:
+    return f"{HOST}:{os.getpid()}:{nonce}"
+
+
+@pytest.fixture
+def wall() -> WallClock:
+    return WallClock()
+
+
+@pytest.fixture
+def journal(tmp_path: Path, wall: WallClock) -> TaskJournal:
+    return TaskJournal(tmp_path / "state" / "journal.sqlite3", time_source=wall)
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+# -- the flow ----------------------------------------------------------------------------------
+
+
+def test_first_claim_submits_and_a_recorded_task_is_resumed(journal: TaskJournal, wall: WallClock) -> None:
+    assert journal.claim(FP, me()) == Claim("submit")
+    assert journal.get(FP).state == "submitting"
+
+    wall.now += 2
+    assert journal.record_submitted(FP, "task-1", request_id="req-1")
+    entry = journal.get(FP)
+    assert (entry.state, entry.task_id, entry.request_id, entry.submitted_at) == (
+        "submitted",
+        "task-1",
+        "req-1",
+        wall.now,
+    )
+
+    # A crash here: the next run (another owner) resumes the paid task instead of paying again.
+    claim = journal.claim(FP, me("rerun"))
+    assert claim == Claim("resume", task_id="task-1", submitted_at=wall.now)
+
+    journal.record_result_url(FP, "https://cdn.example/r.jpg?sig=abc")
+    claim = journal.claim(FP, me("rerun"))
+    assert (claim.action, claim.task_id, claim.result_url) == (
+        "resume",
+        "task-1",
+        "https://cdn.example/r.jpg?sig=abc",
+    )
+    assert "sig=abc" not in repr(claim)  # a signed URL stays out of logs
+
+    journal.record_done(FP)
+    assert journal.get(FP).state == "done"
+    # Done rows stay resumable within the lifetime: a cache miss re-downloads without paying.
+    assert journal.claim(FP, me("later")).action == "resume"
+    assert [e.fingerprint for e in journal.entries()] == [FP]
+
+
+def test_a_second_owner_waits_while_the_first_is_submitting(journal: TaskJournal) -> None:
+    assert journal.claim(FP, me("one")).action == "submit"
+    assert journal.claim(FP, me("two")).action == "wait"
+    # The same owner (another thread of the same backend) waits too: only one submit per image.
+    assert journal.claim(FP, me("one")).action == "wait"
+
+
+def test_release_lets_a_rerun_submit_but_only_the_owner_may_release(journal: TaskJournal) -> None:
+    journal.claim(FP, me("one"))
+    assert not journal.release(FP, me("two"))
+    assert journal.claim(FP, me("two")).action == "wait"
+    assert journal.release(FP, me("one"))
+    assert journal.get(FP) is None
+    assert journal.claim(FP, me("two")).action == "submit"
+
+
+def test_release_never_drops_a_recorded_task(journal: TaskJournal) -> None:
+    journal.claim(FP, me())
+    journal.record_submitted(FP, "task-1")
+    assert not journal.release(FP, me())
+    assert journal.get(FP).task_id == "task-1"
+
+
+def test_forget_makes_the_next_claim_submit(journal: TaskJournal) -> None:
+    journal.claim(FP, me())
+    journal.record_submitted(FP, "task-1")
+    assert not journal.forget(FP, task_id="task-other")  # someone else's newer task is kept
+    assert journal.get(FP) is not None
+    assert journal.forget(FP, task_id="task-1")
+    assert journal.claim(FP, me()).action == "submit"
+    journal.record_submitted(FP, "task-2")
+    assert journal.forget(FP)
+    assert journal.get(FP) is None
+
+
+# -- stale claims and expiry -------------------------------------------------------------------
+
+
+def test_a_claim_of_a_dead_process_is_taken_over_at_once(journal: TaskJournal) -> None:
+    dead_owner = f"{HOST}:{dead_pid()}:gone"
+    assert owner_is_dead(dead_owner)
+    assert journal.claim(FP, dead_owner).action == "submit"
+    claim = journal.claim(FP, me("alive"))
+    assert claim.action == "submit"
+    assert journal.get(FP).owner == me("alive")
+
+
+def test_liveness_is_only_judged_on_this_host() -> None:
+    assert not owner_is_dead(f"{HOST}:{os.getpid()}:x")
+    assert not owner_is_dead(new_owner())
+    assert not owner_is_dead(f"other-host-{HOST}:{dead_pid()}:x")  # cannot tell: assume alive
+    assert not owner_is_dead("garbage")
+    assert not owner_is_dead(f"{HOST}:notapid:x")
+
+
+def test_a_live_claim_is_taken_over_after_claim_timeout(journal: TaskJournal, wall: WallClock) -> None:
+    journal.claim(FP, me("slow"))
+    wall.now += journal.claim_timeout - 1
+    assert journal.claim(FP, me("other")).action == "wait"
+    wall.now += 2
+    assert journal.claim(FP, me("other")).action == "submit"
+    assert journal.get(FP).owner == me("other")
+
+
+def test_rows_past_the_task_lifetime_count_as_absent(tmp_path: Path, wall: WallClock) -> None:
+    journal = TaskJournal(tmp_path / "j.sqlite3", time_source=wall, task_lifetime=100.0)
+    journal.claim(FP, me())
+    journal.record_submitted(FP, "task-old")
+    journal.claim("a" * 64, me())
+    journal.record_submitted("a" * 64, "task-a")
+    wall.now += 99
+    assert journal.claim(FP, me()).action == "resume"
+    wall.now += 1
+    assert journal.get(FP) is None
+    assert journal.entries() == []
+    assert journal.claim(FP, me()).action == "submit"  # the expired row is replaced
+    assert journal.purge_expired() == 1  # "a"*64; FP is a fresh claim now
+    assert [e.fingerprint for e in journal.entries()] == [FP]
+
+
+def test_expired_rows_are_purged_when_the_journal_is_opened(tmp_path: Path, wall: WallClock) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = TaskJournal(path, time_source=wall, task_lifetime=10.0)
+    journal.claim(FP, me())
+    journal.record_submitted(FP, "task-1")
+    wall.now += 11
+    TaskJournal(path, time_source=wall, task_lifetime=10.0)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM tasks").fetchone()[0] == 0
+
+
+# -- waiting for another submitter -------------------------------------------------------------
+
+
+def test_wait_for_claim_returns_resume_once_the_other_owner_records_its_task(journal: TaskJournal) -> None:
+    clock = FakeClock()
+    journal.claim(FP, me("other"))
+    calls = {"n": 0}
+
+    def check_cancel() -> bool:
+        calls["n"] += 1
+        if calls["n"] == 3:  # the other process records its task meanwhile
+            journal.record_submitted(FP, "task-9")
+        return False
+
+    claim = journal.wait_for_claim(FP, me("me"), clock=clock, check_cancel=check_cancel, timeout=60)
+    assert (claim.action, claim.task_id) == ("resume", "task-9")
+    assert clock.sleeps and max(clock.sleeps) <= 0.25
+
+
+def test_wait_for_claim_takes_over_when_the_claim_goes_stale(tmp_path: Path) -> None:
+    clock = FakeClock()
+    base = 1_700_000_000.0
+    journal = TaskJournal(
+        tmp_path / "j.sqlite3", time_source=lambda: base + clock.monotonic(), claim_timeout=5.0
+    )
+    journal.claim(FP, me("stuck"))
+    claim = journal.wait_for_claim(FP, me("me"), clock=clock, timeout=60, poll_interval=1.0)
+    assert claim.action == "submit"
+    assert 5.0 <= sum(clock.sleeps) <= 7.0
+
+
+def test_wait_for_claim_gives_up_at_its_timeout(journal: TaskJournal) -> None:
+    clock = FakeClock()
+    journal.claim(FP, me("other"))
+    with pytest.raises(DeadlineExceeded, match="re-run"):
+        journal.wait_for_claim(FP, me("me"), clock=clock, timeout=3.0)
+    assert sum(clock.sleeps) == pytest.approx(3.0)
+
+
+def test_wait_for_claim_honours_cancel(journal: TaskJournal) -> None:
+    journal.claim(FP, me("other"))
+    with pytest.raises(RetouchCancelled):
+        journal.wait_for_claim(FP, me("me"), clock=FakeClock(), check_cancel=lambda: True, timeout=60)
+
+
+# -- concurrency -------------------------------------------------------------------------------
+
+_WORKER = textwrap.dedent(
+    """
+    import os, random, socket, sys, threading, time
+    from pathlib import Path
+    from beauty_api.journal import TaskJournal
+
+    path, go, count = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+    journal = TaskJournal(path)
+    lines, lock, waits = [], threading.Lock(), [0]
+
+    def work(thread):
+        owner = f"{socket.gethostname()}:{os.getpid()}:t{thread}"
+        order = list(range(count))
+        random.Random(os.getpid() * 10 + thread).shuffle(order)
+        for i in order:
+            fp = f"{i:064x}"
+            while True:
+                claim = journal.claim(fp, owner)
+                if claim.action == "wait":
+                    with lock:
+                        waits[0] += 1
+                if claim.action == "submit":
+                    journal.record_submitted(fp, f"task-{os.getpid()}-{thread}-{i}")
+                if claim.action != "wait":
+                    break
+                time.sleep(0.001)
+            with lock:
+                lines.append(f"{claim.action} {fp} {claim.task_id}")
+
+    print("READY", flush=True)
+    while not go.exists():
+        time.sleep(0.001)
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(2)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    print("\\n".join(lines), flush=True)
+    print(f"WAITS {waits[0]}", flush=True)
+    """
+)
+
+
+def test_two_processes_claiming_the_same_images_submit_each_exactly_once(tmp_path: Path) -> None:
+    path = tmp_path / "shared" / "journal.sqlite3"
+    TaskJournal(path)  # create it once, as a real state dir would have it
+    go = tmp_path / "go"
+    count = 40
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, str(path), str(go), str(count)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=REPO,
+        )
+        for _ in range(2)
+    ]
+    for proc in procs:
+        assert proc.stdout.readline().strip() == "READY"
+    go.touch()
+    outputs = [proc.communicate(timeout=60) for proc in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err
+
+    results = [
+        line.split()
+        for out, _ in outputs
+        for line in out.splitlines()
+        if line.strip() and not line.startswith("WAITS")
+    ]
+    assert len(results) == 2 * 2 * count  # every worker got an answer for every image
+    submits = Counter(fp for action, fp, _ in results if action == "submit")
+    assert set(submits.values()) == {1}
+    assert len(submits) == count
+    # Everyone else resumed exactly the task that was recorded.
+    recorded = {e.fingerprint: e.task_id for e in TaskJournal(path).entries()}
+    for action, fp, task_id in results:
+        if action == "resume":
+            assert task_id == recorded[fp]
+    # The processes really overlapped: both won some images, or one had to wait for the other.
+    winners = {recorded[fp].split("-")[1] for fp in submits}
+    waits = sum(
+        int(line.split()[1]) for out, _ in outputs for line in out.splitlines() if line.startswith("WAITS")
+    )
+    assert len(winners) == 2 or waits > 0
+
+
+def test_threads_claiming_the_same_image_submit_it_once(journal: TaskJournal) -> None:
+    barrier = threading.Barrier(8)
+    actions: list[str] = []
+    lock = threading.Lock()
+
+    def work(n: int) -> None:
+        barrier.wait()
+        for i in range(10):
+            claim = journal.claim(f"{i:064x}", me(f"t{n}"))
+            with lock:
+                actions.append(claim.action)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert Counter(actions) == {"submit": 10, "wait": 70}
+
+
+# -- robustness --------------------------------------------------------------------------------
+
+
+def test_a_corrupt_file_is_moved_aside_and_a_fresh_journal_started(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "journal.sqlite3"
+    path.write_bytes(b"this is not a database at all" * 100)
+    with caplog.at_level(logging.WARNING, logger="beauty_api"):
+        journal = TaskJournal(path)
+    assert journal.claim(FP, me()).action == "submit"
+    aside = list(tmp_path.glob("journal.sqlite3.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not")
+    assert "damaged" in caplog.text
+
+
+def test_a_file_damaged_while_in_use_is_replaced_on_the_next_call(journal: TaskJournal) -> None:
+    journal.claim(FP, me())
+    journal.record_submitted(FP, "task-1")
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(journal.path) + suffix).unlink(missing_ok=True)
+    journal.path.write_bytes(b"\0garbage" * 512)
+    assert journal.claim(FP, me()).action == "submit"  # the old row is lost, the call still works
+    assert journal.record_submitted(FP, "task-2")
+    assert journal.get(FP).task_id == "task-2"
+    assert list(journal.path.parent.glob("journal.sqlite3.corrupt-*"))
+
+
+def test_an_unusable_journal_never_breaks_a_retouch(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the state directory should be")
+    with caplog.at_level(logging.WARNING, logger="beauty_api"):
+        journal = TaskJournal(blocker / "journal.sqlite3")
+        assert journal.claim(FP, me()) == Claim("submit")
+        assert journal.get(FP) is None
+        assert journal.entries() == []
+        assert journal.purge_expired() == 0
+    with caplog.at_level(logging.ERROR, logger="beauty_api"):
+        caplog.clear()
+        assert journal.record_submitted(FP, "task-77", request_id="req-77") is False
+    # Losing a paid task id is loud, and names the task so it can be found again.
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors and "task-77" in errors[0].getMessage() and "pay again" in errors[0].getMessage()
+
+
+def test_a_journal_from_a_newer_version_is_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE future (x)")
+        conn.execute("PRAGMA user_version=99")
+    journal = TaskJournal(path)
+    assert journal.claim(FP, me()).action == "submit"
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 99
+        assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("future",)]
+
+
+def test_schema_is_versioned_and_the_database_uses_wal(journal: TaskJournal) -> None:
+    journal.claim(FP, me())
+    with sqlite3.connect(journal.path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_files_are_private(tmp_path: Path) -> None:
+    journal = TaskJournal(tmp_path / "new-state" / "journal.sqlite3")
+    journal.claim(FP, me())
+    assert stat.S_IMODE(journal.path.parent.stat().st_mode) & 0o077 == 0
+    for path in journal.path.parent.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_an_existing_world_readable_journal_is_tightened(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    TaskJournal(path)
+    os.chmod(path, 0o644)
+    TaskJournal(path).claim(FP, me())
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_the_api_takes_no_secret() -> None:
+    # Nothing in the journal's public API accepts a key: the only strings are ids and URLs.
+    import inspect
+
+    for name in ("claim", "record_submitted", "record_result_url", "record_done", "release", "forget"):
+        params = inspect.signature(getattr(TaskJournal, name)).parameters
+        assert not any("key" in p or "secret" in p or "token" in p for p in params), name
+
+
+def test_bad_arguments_are_refused(journal: TaskJournal, tmp_path: Path) -> None:
+    with pytest.raises(InvalidParameterError):
+        journal.claim("", me())
+    with pytest.raises(InvalidParameterError):
+        journal.record_submitted(FP, "")
+    with pytest.raises(InvalidParameterError):
+        TaskJournal(tmp_path / "x.sqlite3", claim_timeout=0)
+
+
+def test_a_new_owner_names_this_host_and_process() -> None:
+    host, pid, nonce = new_owner().rsplit(":", 2)
+    assert (host, int(pid)) == (HOST, os.getpid()) and nonce
+    assert new_owner() != new_owner()
