@@ -77,6 +77,14 @@ class ResultDownloadError(BeautyError):
     """The result image could not be downloaded (expired URL, over the size cap, network failure)."""
 
 
+class ResultExpired(ResultDownloadError):
+    """The result host answered 403/404/410: the URL expired (results live 24 h) or is invalid.
+
+    Only this case makes a recorded task worth submitting again; any other download failure
+    keeps the task so a re-run can try the download once more without paying.
+    """
+
+
 @dataclass(frozen=True)
 class CodeInfo:
     """What an `error_detail.code` means for the caller."""

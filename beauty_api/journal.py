@@ -344,10 +344,12 @@ class TaskJournal:
         return self._db.run(op, fallback=False, what="mark a task done")
 
     def release(self, fingerprint: str, owner: str) -> bool:
-        """Drop our own 'submitting' claim: the submit failed before any task existed.
+        """Drop our own 'submitting' claim: the submit ended without a task id we could record.
 
-        Do NOT release after SubmitOutcomeUnknown (a paid task may exist): leave the claim to
-        expire after `claim_timeout`, so a prompt re-run waits instead of paying blindly.
+        The pipeline also releases after SubmitOutcomeUnknown: the API has no way to find a
+        task without its id, so holding the claim would only make the next run wait
+        `claim_timeout` and then submit anyway. The error has told the user that a re-run
+        may pay again; re-running is their decision, not a silent retry.
         """
         _require(fingerprint, "fingerprint")
 
