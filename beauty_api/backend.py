@@ -1,0 +1,357 @@
+"""Retouching one image: the RetouchBackend interface and its API implementation.
+
+`RetouchBackend` is the one seam a second engine (an offline model with the same controls)
+implements; the batch layer, the CLI and the ComfyUI nodes only talk to it.
+
+`ApiBackend` is where "never pay twice, never lose a result" happens, in this order:
+1. the result cache answers an identical request with no API call;
+2. the task journal resumes a task recorded by an earlier run (crash, Cancel, timeout,
+   re-queue) or by another process working on the same image right now;
+3. otherwise the image is submitted, and the task id is recorded BEFORE waiting;
+4. the downloaded result is decoded, cached, and only then marked done in the journal.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from .clock import CancelCheck, Clock, Deadline
+from .codec import SourceImage, attach_alpha, decode_image, encode_for_upload, fit_to_size
+from .errors import (
+    RATE_LIMIT_CODES,
+    ApiError,
+    ImageError,
+    InvalidParameterError,
+    ResultDownloadError,
+    ResultExpired,
+    TaskFailedError,
+)
+from .fingerprint import request_fingerprint
+from .journal import new_owner
+from .params import BeautyParams
+from .result_cache import NullCache, ResultCache
+from .storage_paths import open_journal, open_result_cache, state_dir
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .client import ClientSettings, FaceBeautyClient
+    from .journal import Claim, TaskJournal
+
+log = logging.getLogger("beauty_api")
+
+CREDITS_PER_IMAGE = 15
+MODES = ("async", "sync")
+
+
+@dataclass(frozen=True)
+class RetouchOptions:
+    """Per-run choices that do not change what the API is asked to do (except `mode`)."""
+
+    mode: str = "async"
+    keep_returned_size: bool = False
+    use_cache: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise InvalidParameterError(f"mode: {self.mode!r} is not one of {', '.join(MODES)}.")
+
+
+DEFAULT_OPTIONS = RetouchOptions()
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One step of one image, for progress displays. Sent from worker threads."""
+
+    index: int
+    stage: str  # encoding, cached, resumed, submitting, queued, processing, downloading, done, failed
+    task_id: str | None
+    elapsed: float
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class RetouchOutcome:
+    """A retouched image and how it was obtained."""
+
+    image: np.ndarray  # HxWx3 uint8, or HxWx4 when the input had alpha
+    origin: str  # "new" (paid this run), "cached" (from disk), "resumed" (a task paid earlier)
+    task_id: str | None
+    seconds: float
+    credits_spent: int
+
+
+class RetouchBackend(Protocol):
+    """Anything that can retouch one image with BeautyParams: the API today, an offline engine later."""
+
+    def retouch(
+        self,
+        source: SourceImage,
+        params: BeautyParams,
+        *,
+        options: RetouchOptions = ...,
+        index: int = 0,
+        on_progress: ProgressCallback | None = None,
+        check_cancel: CancelCheck | None = None,
+        on_rate_limited: Callable[[float | None], None] | None = None,
+    ) -> RetouchOutcome: ...
+
+
+class ApiBackend:
+    """RetouchBackend over the Face Beauty Pro API, with result cache and task journal."""
+
+    def __init__(
+        self,
+        client: FaceBeautyClient,
+        *,
+        journal: TaskJournal | None = None,
+        cache: ResultCache | NullCache | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.client = client
+        self.journal = journal
+        self.cache = cache if cache is not None else NullCache()
+        self.clock = clock or client.clock
+        self.owner = new_owner()
+
+    @classmethod
+    def from_environment(
+        cls,
+        *,
+        settings: ClientSettings | None = None,
+        comfy_user_dir: Path | None = None,
+        use_cache: bool | None = None,
+    ) -> ApiBackend:
+        """Key and address from the environment / config file; journal and cache at their usual place.
+
+        Raises ConfigurationError (saying how to set the key) before anything else happens.
+        """
+        from .client import FaceBeautyClient
+
+        client = FaceBeautyClient(settings=settings)
+        directory = state_dir(comfy_user_dir=comfy_user_dir)
+        return cls(
+            client,
+            journal=open_journal(directory),
+            cache=open_result_cache(directory, enabled=use_cache),
+        )
+
+    # -- the pipeline -------------------------------------------------------------------------
+
+    def retouch(
+        self,
+        source: SourceImage,
+        params: BeautyParams,
+        *,
+        options: RetouchOptions = DEFAULT_OPTIONS,
+        index: int = 0,
+        on_progress: ProgressCallback | None = None,
+        check_cancel: CancelCheck | None = None,
+        on_rate_limited: Callable[[float | None], None] | None = None,
+    ) -> RetouchOutcome:
+        """Retouch one image, from the cache, a resumed task or a new paid task."""
+        started = self.clock.monotonic()
+        run = _Run(self, index, started, on_progress, check_cancel, on_rate_limited)
+        run.emit("encoding")
+        upload = encode_for_upload(source)
+        fields = self.client.form_fields(params, options.mode)
+        fingerprint = request_fingerprint(self.client.ENDPOINT, options.mode, fields, upload.data)
+
+        if options.use_cache:
+            cached = self.cache.get(fingerprint)
+            if cached is not None:
+                try:
+                    image = self._finish(cached.data, source, options)
+                except ImageError:
+                    log.warning("A cached result did not decode; fetching it again.")
+                else:
+                    run.emit("cached", cached.meta.get("task_id"))
+                    return run.outcome(image, "cached", cached.meta.get("task_id"), 0)
+
+        deadline = self.client.new_deadline()
+        if options.mode == "sync":
+            run.emit("submitting")
+            data = self.client.submit_sync(
+                upload, params, deadline=deadline, check_cancel=check_cancel, on_retry=run.on_retry
+            )
+            image = self._keep(fingerprint, data, source, options, task_id=None)
+            run.emit("done")
+            return run.outcome(image, "new", None, CREDITS_PER_IMAGE)
+
+        data, origin, task_id = self._async_result(fingerprint, upload, params, deadline, run)
+        image = self._keep(fingerprint, data, source, options, task_id=task_id)
+        if self.journal is not None:
+            self.journal.record_done(fingerprint)
+        run.emit("done", task_id)
+        credits = CREDITS_PER_IMAGE if origin == "new" else 0
+        return run.outcome(image, origin, task_id, credits)
+
+    def _async_result(
+        self, fingerprint, upload, params, deadline: Deadline, run: _Run
+    ) -> tuple[bytes, str, str]:
+        """The result bytes of a resumed or new task, and which of the two it was."""
+        while True:
+            claim = self._claim(fingerprint, deadline, run)
+            if claim is None:  # no journal: always a new task
+                break
+            if claim.action == "submit":
+                break
+            run.emit("resumed", claim.task_id)
+            try:
+                url = claim.result_url or self._resume(claim.task_id, deadline, run)
+                return (
+                    self._download(fingerprint, url, run, claim.task_id),
+                    "resumed",
+                    claim.task_id,
+                )
+            except (TaskFailedError, ResultDownloadError) as error:
+                if not _is_gone(error):
+                    if isinstance(error, TaskFailedError):
+                        self.journal.forget(fingerprint)
+                    raise
+                # The recorded task or its result expired (24 h): nothing to recover, submit anew.
+                log.info(
+                    "Recorded task %s is gone (%s); submitting again.",
+                    claim.task_id,
+                    error.__class__.__name__,
+                )
+                self.journal.forget(fingerprint)
+
+        run.emit("submitting")
+        try:
+            receipt = self.client.submit(
+                upload, params, deadline=deadline, check_cancel=run.check_cancel, on_retry=run.on_retry
+            )
+        except BaseException:
+            if self.journal is not None:
+                self.journal.release(fingerprint, self.owner)
+            raise
+        if self.journal is not None:
+            self.journal.record_submitted(fingerprint, receipt.task_id, request_id=receipt.request_id)
+        try:
+            url = self._wait(receipt.task_id, deadline, run)
+        except TaskFailedError:
+            if self.journal is not None:
+                self.journal.forget(fingerprint, task_id=receipt.task_id)
+            raise
+        return self._download(fingerprint, url, run, receipt.task_id), "new", receipt.task_id
+
+    def _claim(self, fingerprint: str, deadline: Deadline, run: _Run) -> Claim | None:
+        """Ask the journal what to do; while another live process is submitting this image, wait."""
+        if self.journal is None:
+            return None
+        return self.journal.wait_for_claim(
+            fingerprint,
+            self.owner,
+            timeout=deadline.remaining(),
+            clock=self.clock,
+            check_cancel=run.check_cancel,
+        )
+
+    def _resume(self, task_id: str, deadline: Deadline, run: _Run) -> str:
+        """A recorded task has often finished meanwhile: look once before polling on a schedule."""
+        state = self.client.query(
+            task_id, deadline=deadline, check_cancel=run.check_cancel, on_retry=run.on_retry
+        )
+        if state.done and state.result_url:
+            return state.result_url
+        run.emit(_STAGE_BY_STATUS.get(state.status, "processing"), task_id)
+        return self._wait(task_id, deadline, run)
+
+    def _wait(self, task_id: str, deadline: Deadline, run: _Run) -> str:
+        return self.client.wait(
+            task_id,
+            deadline=deadline,
+            on_state=lambda state: run.emit(_STAGE_BY_STATUS.get(state.status, "processing"), task_id),
+            check_cancel=run.check_cancel,
+            on_retry=run.on_retry,
+        )
+
+    def _download(self, fingerprint: str, url: str, run: _Run, task_id: str) -> bytes:
+        if self.journal is not None:
+            self.journal.record_result_url(fingerprint, url)
+        run.emit("downloading", task_id)
+        # The task is paid for by now: its download gets a full deadline of its own.
+        return self.client.download(url, deadline=self.client.new_deadline(), check_cancel=run.check_cancel)
+
+    def _keep(
+        self,
+        fingerprint: str,
+        data: bytes,
+        source: SourceImage,
+        options: RetouchOptions,
+        *,
+        task_id: str | None,
+    ) -> np.ndarray:
+        """Decode a paid result, then store it (a result that does not decode is not worth keeping)."""
+        image = self._finish(data, source, options)
+        if options.use_cache:
+            self.cache.put(
+                fingerprint,
+                data,
+                {"task_id": task_id, "source_size": list(source.size), "mode": options.mode},
+            )
+        return image
+
+    @staticmethod
+    def _finish(data: bytes, source: SourceImage, options: RetouchOptions) -> np.ndarray:
+        rgb = decode_image(data)
+        if not options.keep_returned_size:
+            rgb = fit_to_size(rgb, source.size)
+        return attach_alpha(rgb, source.alpha)
+
+
+_STAGE_BY_STATUS = {0: "queued", 1: "processing", 2: "downloading"}
+
+
+def _is_gone(error: BaseException) -> bool:
+    """True when a recorded task or its result no longer exists remotely (expired after 24 h)."""
+    if isinstance(error, ResultExpired):
+        return True
+    return isinstance(error, ApiError) and error.category == "not_found"
+
+
+class _Run:
+    """The per-image context: progress reporting, cancel hook and rate-limit signal."""
+
+    def __init__(
+        self,
+        backend: ApiBackend,
+        index: int,
+        started: float,
+        on_progress: ProgressCallback | None,
+        check_cancel: CancelCheck | None,
+        on_rate_limited: Callable[[float | None], None] | None,
+    ) -> None:
+        self.backend = backend
+        self.index = index
+        self.started = started
+        self.on_progress = on_progress
+        self.check_cancel = check_cancel
+        self.on_rate_limited = on_rate_limited
+
+    def elapsed(self) -> float:
+        return self.backend.clock.monotonic() - self.started
+
+    def emit(self, stage: str, task_id: str | None = None) -> None:
+        if self.on_progress is not None:
+            self.on_progress(Progress(self.index, stage, task_id, self.elapsed()))
+
+    def on_retry(self, error: BaseException, delay: float) -> None:
+        """Called by the transport before each backoff: tell the limiter when the API says slow down."""
+        if (
+            self.on_rate_limited is not None
+            and isinstance(error, ApiError)
+            and error.code in RATE_LIMIT_CODES
+        ):
+            self.on_rate_limited(delay)
+
+    def outcome(self, image: np.ndarray, origin: str, task_id: str | None, credits: int) -> RetouchOutcome:
+        return RetouchOutcome(image, origin, task_id, self.elapsed(), credits)

@@ -1,0 +1,209 @@
+"""Retouching many images: bounded, adaptive concurrency; order kept; one failure never hides the rest.
+
+Every image runs to its own end: a failed image is reported with its index, code and
+message while the others finish, so their paid results are kept (and cached). A cancel is
+different: it stops every image at once and propagates the caller's own exception, because
+ComfyUI's interrupt flag is reset by the first check that sees it and the other workers
+must stop too.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from .backend import (
+    DEFAULT_OPTIONS,
+    Progress,
+    ProgressCallback,
+    RetouchBackend,
+    RetouchOptions,
+    RetouchOutcome,
+)
+from .clock import CancelCheck, check_cancel
+from .codec import SourceImage
+from .concurrency import AdaptiveLimiter
+from .errors import BatchFailed, BeautyError, InvalidParameterError, RetouchCancelled
+from .params import BeautyParams
+
+DEFAULT_CONCURRENCY = 3
+MAX_CONCURRENCY = 16
+
+
+@dataclass(frozen=True)
+class ItemFailure:
+    """One image that failed, with its place in the batch."""
+
+    index: int
+    error: BaseException
+
+    @property
+    def code(self) -> str:
+        return getattr(self.error, "code", "") or type(self.error).__name__
+
+
+@dataclass
+class BatchResult:
+    """Per-image outcomes in input order (None where the image failed) and the failures."""
+
+    outcomes: list[RetouchOutcome | None]
+    failures: list[ItemFailure] = field(default_factory=list)
+    limit_history: list[int] = field(default_factory=list)
+
+    @property
+    def credits_spent(self) -> int:
+        return sum(outcome.credits_spent for outcome in self.outcomes if outcome is not None)
+
+    def raise_for_failures(self) -> None:
+        """Raise BatchFailed naming every failed image; the successful ones are already cached."""
+        if self.failures:
+            raise BatchFailed([(f.index, f.error) for f in self.failures], len(self.outcomes))
+
+    def report(self) -> str:
+        """One line per image (cached, resumed or new; task id; time) and a total with credits spent."""
+        failed = {f.index: f for f in self.failures}
+        lines = []
+        for index, outcome in enumerate(self.outcomes):
+            if outcome is None:
+                failure = failed.get(index)
+                lines.append(
+                    f"image {index}: FAILED {failure.code if failure else ''}: {failure.error if failure else ''}"
+                )
+                continue
+            task = f"task {outcome.task_id}" if outcome.task_id else "no task"
+            lines.append(
+                f"image {index}: {outcome.origin}, {task}, {outcome.seconds:.1f} s, {outcome.credits_spent} credits"
+            )
+        counts = {
+            origin: sum(1 for o in self.outcomes if o and o.origin == origin)
+            for origin in ("new", "cached", "resumed")
+        }
+        lines.append(
+            f"total: {len(self.outcomes)} image(s): {counts['new']} new, {counts['cached']} cached, "
+            f"{counts['resumed']} resumed, {len(self.failures)} failed; {self.credits_spent} credits spent this run"
+        )
+        return "\n".join(lines)
+
+
+class _Abort(Exception):
+    """Internal: another worker saw the cancel (or a bug); stop this one too."""
+
+
+class _CancelGate:
+    """Shares one cancel decision between workers.
+
+    The caller's hook may be one-shot (ComfyUI's resets its flag when it raises), so the first
+    exception it produces is remembered, every other worker stops, and that exception is what
+    the caller gets back.
+    """
+
+    def __init__(self, hook: CancelCheck | None) -> None:
+        self.hook = hook
+        self.event = threading.Event()
+        self.error: BaseException | None = None
+        self.lock = threading.Lock()
+
+    def __call__(self) -> None:
+        if self.event.is_set():
+            raise _Abort()
+        try:
+            check_cancel(self.hook)
+        except BaseException as error:
+            self.stop(error)
+            raise
+
+    def stop(self, error: BaseException) -> None:
+        with self.lock:
+            if self.error is None:
+                self.error = error
+            self.event.set()
+
+
+def _validate_concurrency(concurrency: int) -> int:
+    if (
+        isinstance(concurrency, bool)
+        or not isinstance(concurrency, int)
+        or not 1 <= concurrency <= MAX_CONCURRENCY
+    ):
+        raise InvalidParameterError(
+            f"concurrency: {concurrency!r} is out of range; allowed 1..{MAX_CONCURRENCY} images in flight."
+        )
+    return concurrency
+
+
+def retouch_batch(
+    backend: RetouchBackend,
+    sources: Sequence[SourceImage],
+    params: BeautyParams,
+    *,
+    options: RetouchOptions = DEFAULT_OPTIONS,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    on_progress: ProgressCallback | None = None,
+    on_item_done: Callable[[int, RetouchOutcome | None], None] | None = None,
+    check_cancel: CancelCheck | None = None,
+) -> BatchResult:
+    """Retouch `sources` with at most `concurrency` tasks in flight, lowered on rate limits.
+
+    Failures of single images (any BeautyError) are collected, not raised: call
+    `raise_for_failures()` to fail, or pass the originals through. A cancel, or an unexpected
+    error, stops the whole batch and is re-raised unchanged.
+    """
+    limiter = AdaptiveLimiter(_validate_concurrency(concurrency))
+    gate = _CancelGate(check_cancel)
+    result = BatchResult(outcomes=[None] * len(sources))
+    record_lock = threading.Lock()
+
+    def run_one(index: int) -> None:
+        try:
+            with limiter.slot(gate):
+                outcome = backend.retouch(
+                    sources[index],
+                    params,
+                    options=options,
+                    index=index,
+                    on_progress=on_progress,
+                    check_cancel=gate,
+                    on_rate_limited=limiter.on_rate_limited,
+                )
+            limiter.on_success()
+        except _Abort:
+            return
+        except RetouchCancelled as error:
+            gate.stop(error)
+            return
+        except BeautyError as error:
+            with record_lock:
+                result.failures.append(ItemFailure(index, error))
+            _notify(on_progress, on_item_done, index, None)
+            return
+        except BaseException as error:
+            gate.stop(error)
+            return
+        with record_lock:
+            result.outcomes[index] = outcome
+        _notify(on_progress, on_item_done, index, outcome)
+
+    if sources:
+        workers = min(concurrency, len(sources))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="face-beauty") as pool:
+            for _ in pool.map(run_one, range(len(sources))):
+                pass
+    if gate.error is not None:
+        raise gate.error
+    result.failures.sort(key=lambda failure: failure.index)
+    result.limit_history = limiter.history()
+    return result
+
+
+def _notify(
+    on_progress: ProgressCallback | None,
+    on_item_done: Callable[[int, RetouchOutcome | None], None] | None,
+    index: int,
+    outcome: RetouchOutcome | None,
+) -> None:
+    if outcome is None and on_progress is not None:
+        on_progress(Progress(index, "failed", None, 0.0))
+    if on_item_done is not None:
+        on_item_done(index, outcome)
