@@ -1,0 +1,556 @@
+"""The ComfyUI pack without ComfyUI: loaded the way ComfyUI loads it, run against the emulator.
+
+ComfyUI's own modules (comfy.model_management, comfy.utils, server, folder_paths) are stood in
+for by small fakes installed in sys.modules, with the behaviour the pack relies on: the
+interrupt flag that `throw_exception_if_processing_interrupted()` raises once and clears, and
+a progress-bar hook that checks that flag too (as ComfyUI's main.py hook does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import inspect
+import socket
+import sys
+import threading
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+PACK_NAME = "ComfyUI-Face-Beauty-Pro"  # hyphenated, not importable by name: relative imports only
+SLIDER_NAMES = ("whitening", "smoothing", "thinface", "shrink_face", "enlarge_eye", "remove_eyebrow")
+# Every slider at 0 and no filter: the emulator returns the input unchanged, so order is checkable.
+IDENTITY = dict.fromkeys(SLIDER_NAMES, 0) | {"filter_type": "none"}
+RETOUCH = dict.fromkeys(SLIDER_NAMES, 60) | {"filter_type": "Sakura"}
+
+
+def exec_pack(name: str) -> types.ModuleType:
+    """Import the repository as ComfyUI's load_custom_node does: by file location, as a package."""
+    spec = importlib.util.spec_from_file_location(
+        name, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+@pytest.fixture(scope="module")
+def pack() -> types.ModuleType:
+    return sys.modules.get(PACK_NAME) or exec_pack(PACK_NAME)
+
+
+@pytest.fixture
+def nodes(pack: types.ModuleType) -> types.ModuleType:
+    return sys.modules[f"{PACK_NAME}.nodes"]
+
+
+@pytest.fixture
+def bridge(pack: types.ModuleType) -> types.ModuleType:
+    return sys.modules[f"{PACK_NAME}.comfy_bridge"]
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch, emulator: Any, nodes: types.ModuleType) -> Any:
+    """The emulator, with the key and address in the environment and quick polling."""
+    monkeypatch.setenv("AILAB_API_KEY", "emulator-key")
+    monkeypatch.setenv("AILAB_API_BASE_URL", emulator.base_url)
+    settings = nodes.ClientSettings
+
+    def quick(self: Any) -> Any:
+        return settings(timeout=float(self.timeout_seconds), poll_initial=0.05, poll_max=0.1)
+
+    monkeypatch.setattr(nodes.FaceBeautyRunOptions, "client_settings", quick)
+    return emulator
+
+
+def portraits(count: int = 3, channels: int = 3, height: int = 72, width: int = 64) -> torch.Tensor:
+    """A batch of distinct images (different gradients), float32 [B,H,W,C] as ComfyUI passes IMAGE."""
+    rng = np.random.default_rng(7)
+    ys, xs = np.mgrid[0:height, 0:width]
+    batch = []
+    for index in range(count):
+        base = np.stack([(xs * (index + 2)) % 256, (ys * 3 + 40 * index) % 256, (xs + ys) % 256], axis=2)
+        noise = rng.integers(0, 20, size=base.shape)
+        rgb = np.clip(base + noise, 0, 255).astype(np.uint8)
+        if channels == 4:
+            rgb = np.concatenate([rgb, np.full((height, width, 1), 128, np.uint8)], axis=2)
+        batch.append(rgb)
+    return torch.from_numpy(np.stack(batch)).float() / 255.0
+
+
+def run_node(node: Any, image: torch.Tensor, settings: dict[str, Any], **extra: Any) -> tuple[Any, str]:
+    return asyncio.run(node.retouch(image, **settings, **extra))
+
+
+class FakeComfy:
+    """Stand-ins for the ComfyUI modules comfy_bridge uses, recording every call."""
+
+    def __init__(self, user_dir: Path) -> None:
+        self.lock = threading.RLock()
+        self.flag = False
+        self.bars: list[FakeBar] = []
+        self.texts: list[tuple[str, str]] = []
+        fake = self
+
+        class InterruptProcessingException(Exception):
+            pass
+
+        self.InterruptProcessingException = InterruptProcessingException
+        mm = types.ModuleType("comfy.model_management")
+        mm.InterruptProcessingException = InterruptProcessingException
+        mm.processing_interrupted = self.processing_interrupted
+        mm.throw_exception_if_processing_interrupted = self.throw_exception_if_processing_interrupted
+        mm.interrupt_current_processing = self.interrupt
+
+        class FakeBar:
+            def __init__(self, total: int, node_id: str | None = None) -> None:
+                self.total, self.node_id, self.updates = total, node_id, []
+                fake.bars.append(self)
+
+            def update_absolute(self, value: int, total: int | None = None, preview: Any = None) -> None:
+                fake.throw_exception_if_processing_interrupted()  # ComfyUI's hook does this first
+                self.updates.append((value, total))
+
+        utils = types.ModuleType("comfy.utils")
+        utils.ProgressBar = FakeBar
+        comfy = types.ModuleType("comfy")
+        comfy.model_management, comfy.utils = mm, utils
+
+        class PromptServer:
+            instance: Any = None
+
+            def send_progress_text(self, text: str, node_id: str, sid: Any = None) -> None:
+                with fake.lock:
+                    fake.texts.append((text, node_id))
+
+        PromptServer.instance = PromptServer()
+        server = types.ModuleType("server")
+        server.PromptServer = PromptServer
+        folder_paths = types.ModuleType("folder_paths")
+        folder_paths.get_user_directory = lambda: str(user_dir)
+        self.modules = {
+            "comfy": comfy,
+            "comfy.model_management": mm,
+            "comfy.utils": utils,
+            "server": server,
+            "folder_paths": folder_paths,
+        }
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> FakeComfy:
+        for name, module in self.modules.items():
+            monkeypatch.setitem(sys.modules, name, module)
+        return self
+
+    def interrupt(self, value: bool = True) -> None:
+        with self.lock:
+            self.flag = value
+
+    def processing_interrupted(self) -> bool:
+        with self.lock:
+            return self.flag
+
+    def throw_exception_if_processing_interrupted(self) -> None:
+        with self.lock:
+            if self.flag:
+                self.flag = False
+                raise self.InterruptProcessingException()
+
+
+@pytest.fixture
+def comfy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeComfy:
+    return FakeComfy(tmp_path / "comfy-user").install(monkeypatch)
+
+
+@pytest.fixture
+def no_comfy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every ComfyUI module unimportable, whatever the environment has."""
+    for name in ("comfy", "comfy.model_management", "comfy.utils", "server", "folder_paths"):
+        monkeypatch.setitem(sys.modules, name, None)
+
+
+# -- loading and definitions ------------------------------------------------------------------
+
+
+def test_pack_loads_like_comfyui_loads_it(pack: types.ModuleType) -> None:
+    assert "-" in pack.__name__
+    assert set(pack.NODE_CLASS_MAPPINGS) == {"FaceBeautyPro", "FaceBeautyProOptions"}
+    assert pack.NODE_DISPLAY_NAME_MAPPINGS == {
+        "FaceBeautyPro": "Face Beauty Pro",
+        "FaceBeautyProOptions": "Face Beauty Pro Options",
+    }
+    for node_class in pack.NODE_CLASS_MAPPINGS.values():
+        assert isinstance(node_class.RETURN_TYPES, tuple)
+        assert callable(getattr(node_class, node_class.FUNCTION))
+        assert node_class.CATEGORY and node_class.DESCRIPTION
+        assert len(node_class.OUTPUT_TOOLTIPS) == len(node_class.RETURN_TYPES)
+
+
+def test_import_needs_no_network_no_key_and_no_comfyui(
+    monkeypatch: pytest.MonkeyPatch, no_comfy: None
+) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("network access at import")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.delenv("AILAB_API_KEY", raising=False)
+    name = "Fresh-Face-Beauty-Pro-Import"
+    for key in [key for key in sys.modules if key == name or key.startswith(name + ".")]:
+        monkeypatch.delitem(sys.modules, key)
+    try:
+        fresh = exec_pack(name)
+        assert "FaceBeautyPro" in fresh.NODE_CLASS_MAPPINGS
+    finally:
+        for key in [key for key in sys.modules if key == name or key.startswith(name + ".")]:
+            del sys.modules[key]
+
+
+def test_main_node_inputs(pack: types.ModuleType, nodes: types.ModuleType) -> None:
+    params = sys.modules[f"{PACK_NAME}.beauty_api.params"]
+    FILTER_NAMES, SLIDER_DESCRIPTIONS = params.FILTER_NAMES, params.SLIDER_DESCRIPTIONS
+    node_class = pack.NODE_CLASS_MAPPINGS["FaceBeautyPro"]
+    inputs = node_class.INPUT_TYPES()
+    required = inputs["required"]
+    assert list(required) == ["image", *SLIDER_NAMES, "filter_type"]
+    assert required["image"][0] == "IMAGE"
+    for name in SLIDER_NAMES:
+        kind, options = required[name]
+        assert kind == "INT"
+        assert (options["min"], options["max"], options["step"], options["default"]) == (0, 100, 1, 50)
+        assert options["display"] == "slider"
+        assert options["tooltip"] == SLIDER_DESCRIPTIONS[name]
+    choices, options = required["filter_type"]
+    assert choices == ["none", *FILTER_NAMES]
+    assert len(choices) == 36
+    assert options["default"] == "none"
+    assert inputs["optional"]["options"][0] == nodes.OPTIONS_TYPE == "FACE_BEAUTY_OPTIONS"
+    assert inputs["hidden"] == {"unique_id": "UNIQUE_ID"}
+    assert node_class.RETURN_TYPES == ("IMAGE", "STRING")
+    assert node_class.RETURN_NAMES == ("image", "report")
+    assert inspect.iscoroutinefunction(node_class.retouch)
+
+
+def test_options_node_inputs(pack: types.ModuleType, nodes: types.ModuleType) -> None:
+    node_class = pack.NODE_CLASS_MAPPINGS["FaceBeautyProOptions"]
+    required = node_class.INPUT_TYPES()["required"]
+    assert list(required) == [
+        "timeout_seconds",
+        "concurrency",
+        "keep_returned_size",
+        "mode",
+        "on_failure",
+        "use_cache",
+    ]
+    timeout = required["timeout_seconds"][1]
+    assert required["timeout_seconds"][0] == "INT"
+    assert (timeout["min"], timeout["max"], timeout["default"]) == (10, 3600, 300)
+    concurrency = required["concurrency"][1]
+    assert (concurrency["min"], concurrency["max"], concurrency["default"]) == (1, 16, 3)
+    assert required["keep_returned_size"] == ("BOOLEAN", required["keep_returned_size"][1])
+    assert required["keep_returned_size"][1]["default"] is False
+    assert required["mode"][0] == ["async", "sync"] and required["mode"][1]["default"] == "async"
+    assert required["on_failure"][0] == ["fail", "pass through"]
+    assert required["on_failure"][1]["default"] == "fail"
+    assert required["use_cache"][0] == "BOOLEAN" and required["use_cache"][1]["default"] is True
+    assert node_class.RETURN_TYPES == (nodes.OPTIONS_TYPE,)
+
+    (built,) = node_class().build(120, 5, True, "sync", "pass through", False)
+    assert built == nodes.FaceBeautyRunOptions(120, 5, True, "sync", "pass through", False)
+    assert built.retouch_options() == nodes.RetouchOptions(
+        mode="sync", keep_returned_size=True, use_cache=False
+    )
+    assert built.client_settings().timeout == 120.0
+    with pytest.raises(nodes.FaceBeautyProError, match="concurrency 0"):
+        nodes.FaceBeautyRunOptions(concurrency=0)
+
+
+def test_every_input_has_a_tooltip_and_no_secret_widget(pack: types.ModuleType) -> None:
+    for class_name, node_class in pack.NODE_CLASS_MAPPINGS.items():
+        inputs = node_class.INPUT_TYPES()
+        for section in ("required", "optional"):
+            for name, spec in inputs.get(section, {}).items():
+                assert spec[1].get("tooltip"), f"{class_name}.{name} has no tooltip"
+                assert not spec[1].get("control_after_generate"), f"{class_name}.{name}"
+        for section in inputs.values():
+            for name in section:
+                lowered = name.lower()
+                assert not any(word in lowered for word in ("key", "token", "secret", "password"))
+                assert lowered not in ("seed", "noise_seed"), "a seed widget would re-run (and re-pay)"
+
+
+def test_node_is_deterministic_for_comfyui_cache(pack: types.ModuleType) -> None:
+    """No IS_CHANGED / NOT_IDEMPOTENT: an unchanged graph is served from ComfyUI's cache, unpaid."""
+    for node_class in pack.NODE_CLASS_MAPPINGS.values():
+        assert not hasattr(node_class, "IS_CHANGED")
+        assert not getattr(node_class, "NOT_IDEMPOTENT", False)
+
+
+def test_description_states_cost_and_key_source(pack: types.ModuleType) -> None:
+    description = pack.NODE_CLASS_MAPPINGS["FaceBeautyPro"].DESCRIPTION
+    assert "15 AILabTools credits" in description
+    assert "AILAB_API_KEY" in description and "config file" in description
+    assert "never from a widget" in description
+
+
+# -- running against the emulator --------------------------------------------------------------
+
+
+def test_batch_runs_then_rerun_is_cached_and_free(api: Any, nodes: types.ModuleType) -> None:
+    image = portraits(3)
+    node = nodes.FaceBeautyPro()
+
+    output, report = run_node(node, image, IDENTITY, unique_id="5")
+
+    assert isinstance(output, torch.Tensor) and output.dtype == torch.float32
+    assert output.shape == image.shape
+    assert torch.allclose(output, image, atol=1 / 255 + 1e-6), "order or content changed"
+    lines = report.splitlines()
+    assert [line.split(":")[0] for line in lines[:3]] == ["image 0", "image 1", "image 2"]
+    assert all(" new, task " in line for line in lines[:3])
+    assert "45 credits" in lines[-1]
+    assert api.stats.tasks_created == 3
+
+    again, report_again = run_node(nodes.FaceBeautyPro(), image, IDENTITY, unique_id="5")
+
+    assert torch.equal(again, output)
+    assert all(" cached, " in line for line in report_again.splitlines()[:3])
+    assert "0 credits spent" in report_again
+    assert api.stats.tasks_created == 3
+
+
+def test_retouched_output_keeps_size_and_alpha(api: Any, nodes: types.ModuleType) -> None:
+    image = portraits(2, channels=4, height=80, width=60)
+    output, _ = run_node(nodes.FaceBeautyPro(), image, RETOUCH)
+    assert output.shape == image.shape
+    assert not torch.allclose(output[..., :3], image[..., :3], atol=0.02), "nothing was retouched"
+    assert torch.allclose(output[..., 3], image[..., 3], atol=1 / 255 + 1e-6), "alpha changed"
+
+
+def test_missing_key_is_one_clear_line_and_no_request(
+    monkeypatch: pytest.MonkeyPatch, emulator: Any, nodes: types.ModuleType
+) -> None:
+    monkeypatch.delenv("AILAB_API_KEY", raising=False)
+    monkeypatch.setenv("AILAB_API_BASE_URL", emulator.base_url)
+
+    with pytest.raises(nodes.FaceBeautyProError) as caught:
+        run_node(nodes.FaceBeautyPro(), portraits(2), RETOUCH)
+
+    message = str(caught.value)
+    assert "\n" not in message.strip()
+    assert "AILAB_API_KEY" in message
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    assert emulator.stats.submits_received == 0
+    assert emulator.stats.tasks_created == 0
+
+
+def test_api_failure_fails_the_node_with_code_message_and_advice(api: Any, nodes: types.ModuleType) -> None:
+    api.faults.fail_tasks(1, code="ERROR_NO_FACE_IN_FILE")
+
+    with pytest.raises(nodes.FaceBeautyProError) as caught:
+        run_node(nodes.FaceBeautyPro(), portraits(1), RETOUCH)
+
+    message = str(caught.value)
+    assert "ERROR_NO_FACE_IN_FILE" in message
+    assert "one clear, frontal" in message  # the advice from the code table
+    assert "Traceback" not in message
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    assert type(caught.value).__module__ == "face_beauty_pro"  # what ComfyUI prints as the type
+
+
+def test_batch_failure_names_every_failed_image(api: Any, nodes: types.ModuleType) -> None:
+    api.faults.fail_tasks(1, code="ERROR_NO_FACE_IN_FILE")
+    options = nodes.FaceBeautyRunOptions(concurrency=1)
+
+    with pytest.raises(nodes.FaceBeautyProError) as caught:
+        run_node(nodes.FaceBeautyPro(), portraits(3), RETOUCH, options=options)
+
+    message = str(caught.value)
+    assert message.startswith("1 of 3 image(s) failed")
+    assert "image 0: " in message and "ERROR_NO_FACE_IN_FILE" in message
+    assert api.stats.tasks_created == 3  # the two others finished, are cached, and a re-run is free
+
+
+def test_pass_through_returns_failed_images_unchanged(api: Any, nodes: types.ModuleType) -> None:
+    api.faults.fail_tasks(1, code="ERROR_NO_FACE_IN_FILE")
+    image = portraits(3)
+    options = nodes.FaceBeautyRunOptions(concurrency=1, on_failure="pass through")
+
+    output, report = run_node(nodes.FaceBeautyPro(), image, RETOUCH, options=options)
+
+    assert output.shape == image.shape
+    assert torch.equal(output[0], image[0]), "the failed image must come out unchanged"
+    for index in (1, 2):
+        assert not torch.allclose(output[index], image[index], atol=0.02)
+    assert "image 0: FAILED ERROR_NO_FACE_IN_FILE" in report
+    assert "passed through unchanged" in report and "image(s) 0" in report
+    assert "30 credits spent" in report
+
+
+def test_invalid_widget_value_is_refused_before_any_request(api: Any, nodes: types.ModuleType) -> None:
+    settings = RETOUCH | {"filter_type": "Sakuraa"}
+    with pytest.raises(nodes.FaceBeautyProError, match="Did you mean 'Sakura'"):
+        run_node(nodes.FaceBeautyPro(), portraits(1), settings)
+    assert api.stats.submits_received == 0
+
+
+def test_unexpected_bug_keeps_its_traceback(
+    monkeypatch: pytest.MonkeyPatch, api: Any, nodes: types.ModuleType
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(nodes, "retouch_batch", broken)
+    with pytest.raises(ZeroDivisionError) as caught:
+        run_node(nodes.FaceBeautyPro(), portraits(1), RETOUCH)
+    assert any(entry.name == "broken" for entry in caught.traceback)
+
+
+def test_event_loop_stays_free_while_waiting(api: Any, nodes: types.ModuleType) -> None:
+    """Other async nodes keep running while this one waits for the API."""
+    api.processing_seconds = 0.4
+    ticks = 0
+
+    async def other_node() -> None:
+        nonlocal ticks
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    async def both() -> tuple[Any, str]:
+        result, _ = await asyncio.gather(nodes.FaceBeautyPro().retouch(portraits(1), **RETOUCH), other_node())
+        return result
+
+    output, _ = asyncio.run(both())
+    assert output.shape[0] == 1
+    assert ticks == 20
+
+
+# -- ComfyUI integration through comfy_bridge -------------------------------------------------
+
+
+def test_cancel_stops_within_half_a_second_with_comfyui_interrupt(
+    api: Any, nodes: types.ModuleType, comfy: FakeComfy
+) -> None:
+    api.processing_seconds = 30.0
+    flipped_at: list[float] = []
+    raised_at: list[float] = []
+
+    def press_cancel() -> None:
+        """Press Cancel ~0.2 s into the wait for the three paid tasks."""
+        deadline = time.monotonic() + 10
+        while api.stats.tasks_created < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)
+        flipped_at.append(time.monotonic())
+        comfy.interrupt()
+
+    async def call() -> None:
+        try:
+            await nodes.FaceBeautyPro().retouch(portraits(3), **RETOUCH, unique_id="12")
+        except BaseException:
+            raised_at.append(time.monotonic())
+            raise
+
+    timer = threading.Thread(target=press_cancel, daemon=True)
+    timer.start()
+    with pytest.raises(comfy.InterruptProcessingException):
+        asyncio.run(call())
+    timer.join()
+
+    assert flipped_at and raised_at
+    assert raised_at[0] - flipped_at[0] < 0.5
+    (bar,) = comfy.bars
+    assert (bar.total, bar.node_id) == (3, "12")
+    assert bar.updates and bar.updates[0] == (0, 3)
+    assert comfy.texts
+    assert all(node_id == "12" and text.startswith("Face Beauty Pro: ") for text, node_id in comfy.texts)
+    assert "0/3 done" in comfy.texts[0][0]
+    assert api.stats.tasks_created == 3
+
+
+def test_interrupt_seen_by_the_progress_hook_still_cancels(
+    api: Any, nodes: types.ModuleType, comfy: FakeComfy
+) -> None:
+    """ComfyUI's progress hook clears the flag when it raises; the workers must stop anyway."""
+    api.processing_seconds = 30.0
+    comfy.interrupt()  # pressed before the first progress update, which therefore consumes it
+    started = time.monotonic()
+    with pytest.raises(comfy.InterruptProcessingException):
+        run_node(nodes.FaceBeautyPro(), portraits(2), RETOUCH, unique_id="3")
+    assert time.monotonic() - started < 1.0
+    assert api.stats.tasks_created == 0
+
+
+def test_progress_reports_each_finished_image(api: Any, nodes: types.ModuleType, comfy: FakeComfy) -> None:
+    run_node(nodes.FaceBeautyPro(), portraits(3), RETOUCH, unique_id="9")
+    (bar,) = comfy.bars
+    assert bar.updates[0] == (0, 3) and bar.updates[-1] == (3, 3)
+    values = [value for value, _ in bar.updates]
+    assert values == sorted(values)
+    final = comfy.texts[-1][0]
+    assert final.startswith("Face Beauty Pro: 3/3 done · 3 new · 45 credits")
+
+
+def test_progress_text_is_throttled(nodes: types.ModuleType, comfy: FakeComfy) -> None:
+    display = nodes._ProgressDisplay(total=4, node_id="1")
+    progress = nodes.Progress
+    display.publish()
+    for index, stage in enumerate(["queued", "processing", "processing"]):
+        display.on_progress(progress(index, stage, f"t{index}", 1.0))
+    display.on_item_done(0, None)
+    display.publish()
+    assert comfy.texts[-1][0].startswith("Face Beauty Pro: 1/4 done · image 1 processing, image 2 processing")
+    count = len(comfy.texts)
+    display.publish()  # nothing changed (within the same second): nothing is sent
+    assert len(comfy.texts) == count
+    assert nodes.PROGRESS_TICK_SECONDS >= 0.5  # the node publishes at most ~2 times a second
+
+
+def test_user_directory_places_state_under_comfyui_user_dir(
+    monkeypatch: pytest.MonkeyPatch, bridge: types.ModuleType, comfy: FakeComfy, tmp_path: Path
+) -> None:
+    assert bridge.user_directory() == tmp_path / "comfy-user"
+
+
+def test_bridge_is_a_no_op_without_comfyui(bridge: types.ModuleType, no_comfy: None) -> None:
+    assert bridge.check_interrupted() is None
+    bar = bridge.progress_bar(3, "1")
+    assert bar.update_absolute(1, 3) is None
+    assert bridge.send_progress_text("hello", "1") is None
+    assert bridge.user_directory() is None
+    assert bridge.interrupt_exception_type() is None
+    assert bridge.is_interrupt(RuntimeError()) is False
+    watch = bridge.InterruptWatch()
+    assert watch() is None and not watch.tripped
+
+
+def test_interrupt_watch_is_sticky_across_threads(bridge: types.ModuleType, comfy: FakeComfy) -> None:
+    watch = bridge.InterruptWatch()
+    watch()  # not interrupted: nothing happens
+    comfy.interrupt()
+    with pytest.raises(comfy.InterruptProcessingException):
+        watch()
+    assert comfy.processing_interrupted() is False  # ComfyUI cleared its flag...
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            watch()
+        except BaseException as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert len(errors) == 1 and isinstance(errors[0], comfy.InterruptProcessingException)  # ...we did not
