@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from .client import MODES
 from .clock import CancelCheck, Clock, Deadline
 from .codec import SourceImage, attach_alpha, decode_image, encode_for_upload, fit_to_size
 from .errors import (
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("beauty_api")
 
 CREDITS_PER_IMAGE = 15
-MODES = ("async", "sync")
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -58,6 +58,8 @@ CHUNK_BYTES = 64 * 1024
 POOL_SIZE = 16  # connections kept per host; the batch layer runs a few requests at once
 EXPIRED_STATUSES = (403, 404, 410)
 TRANSIENT_STATUSES = (408, 425, 429, 500, 502, 503, 504)
+
+T = TypeVar("T")
 
 log = logging.getLogger("beauty_api")
 
@@ -317,19 +319,43 @@ class Transport:
             if safe_to_retry
             else max(MIN_ATTEMPT_SECONDS, min(self.read_timeout, MIN_SUBMIT_SECONDS))
         )
+        return self._with_retries(
+            lambda timeout, attempt: self._attempt(
+                method, url, params, data, files, operation, timeout, safe_to_retry, attempt, read_answer
+            ),
+            operation=operation,
+            deadline=deadline,
+            min_time=min_time,
+            check_cancel=check_cancel,
+            on_retry=on_retry,
+        )
+
+    def _with_retries(
+        self,
+        attempt_once: Callable[[tuple[float, float], int], T | _Failure],
+        *,
+        operation: str,
+        deadline: Deadline,
+        min_time: float,
+        check_cancel: CancelCheck | None,
+        on_retry: RetryHook | None,
+    ) -> T:
+        """The one retry loop: attempt, and on a retryable failure back off, inside the deadline.
+
+        `attempt_once(timeout, attempt)` returns its result, returns a _Failure worth retrying,
+        or raises what is final.
+        """
         last: BaseException | None = None
         for attempt in range(1, self.retry.max_attempts + 1):
             _check(check_cancel)
             timeout = self._timeout(deadline, min_time)
             if timeout is None:
                 raise last if last is not None else _no_time(operation, deadline)
-            failure = self._attempt(
-                method, url, params, data, files, operation, timeout, safe_to_retry, attempt, read_answer
-            )
-            if isinstance(failure, dict):
-                return failure
-            last = failure.error
-            delay = self._next_delay(attempt, failure.retry_after, deadline, min_time)
+            outcome = attempt_once(timeout, attempt)
+            if not isinstance(outcome, _Failure):
+                return outcome
+            last = outcome.error
+            delay = self._next_delay(attempt, outcome.retry_after, deadline, min_time)
             if delay is None:
                 raise last
             self._pause(last, delay, on_retry, check_cancel)
@@ -491,21 +517,14 @@ class Transport:
             raise ResultDownloadError(
                 f"The result address is not an http(s) URL ({where}); cannot download it."
             )
-        last: BaseException | None = None
-        for attempt in range(1, self.retry.max_attempts + 1):
-            _check(check_cancel)
-            timeout = self._timeout(deadline, MIN_ATTEMPT_SECONDS)
-            if timeout is None:
-                raise last if last is not None else _no_time("result download", deadline)
-            failure = self._fetch(url, timeout, deadline, max_bytes, check_cancel, attempt)
-            if isinstance(failure, bytes):
-                return failure
-            last = failure.error
-            delay = self._next_delay(attempt, failure.retry_after, deadline, MIN_ATTEMPT_SECONDS)
-            if delay is None:
-                raise last
-            self._pause(last, delay, on_retry, check_cancel)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self._with_retries(
+            lambda timeout, attempt: self._fetch(url, timeout, deadline, max_bytes, check_cancel, attempt),
+            operation="result download",
+            deadline=deadline,
+            min_time=MIN_ATTEMPT_SECONDS,
+            check_cancel=check_cancel,
+            on_retry=on_retry,
+        )
 
     def _fetch(
         self,
