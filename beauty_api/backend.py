@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from .client import ClientSettings, FaceBeautyClient
+    from .concurrency import AdaptiveLimiter
     from .journal import Claim, TaskJournal
 
 log = logging.getLogger("beauty_api")
@@ -100,7 +102,7 @@ class RetouchBackend(Protocol):
         index: int = 0,
         on_progress: ProgressCallback | None = None,
         check_cancel: CancelCheck | None = None,
-        on_rate_limited: Callable[[float | None], None] | None = None,
+        limiter: AdaptiveLimiter | None = None,
     ) -> RetouchOutcome: ...
 
 
@@ -154,11 +156,15 @@ class ApiBackend:
         index: int = 0,
         on_progress: ProgressCallback | None = None,
         check_cancel: CancelCheck | None = None,
-        on_rate_limited: Callable[[float | None], None] | None = None,
+        limiter: AdaptiveLimiter | None = None,
     ) -> RetouchOutcome:
-        """Retouch one image, from the cache, a resumed task or a new paid task."""
+        """Retouch one image, from the cache, a resumed task or a new paid task.
+
+        With a `limiter`, only the remote part (submit, wait, download) holds one of its slots:
+        encoding the next image and decoding the last overlap with the tasks in flight.
+        """
         started = self.clock.monotonic()
-        run = _Run(self, index, started, on_progress, check_cancel, on_rate_limited)
+        run = _Run(self, index, started, on_progress, check_cancel, limiter)
         run.emit("encoding")
         upload = encode_for_upload(source)
         fields = self.client.form_fields(params, options.mode)
@@ -175,17 +181,24 @@ class ApiBackend:
                     run.emit("cached", cached.meta.get("task_id"))
                     return run.outcome(image, "cached", cached.meta.get("task_id"), 0)
 
-        deadline = self.client.new_deadline()
         if options.mode == "sync":
-            run.emit("submitting")
-            data = self.client.submit_sync(
-                upload, params, deadline=deadline, check_cancel=check_cancel, on_retry=run.on_retry
-            )
+            with run.in_flight():
+                run.emit("submitting")
+                data = self.client.submit_sync(
+                    upload,
+                    params,
+                    deadline=self.client.new_deadline(),
+                    check_cancel=check_cancel,
+                    on_retry=run.on_retry,
+                )
             image = self._keep(fingerprint, data, source, options, task_id=None)
             run.emit("done")
             return run.outcome(image, "new", None, CREDITS_PER_IMAGE)
 
-        data, origin, task_id = self._async_result(fingerprint, upload, params, deadline, run)
+        with run.in_flight():
+            data, origin, task_id = self._async_result(
+                fingerprint, upload, params, self.client.new_deadline(), run
+            )
         image = self._keep(fingerprint, data, source, options, task_id=task_id)
         if self.journal is not None:
             self.journal.record_done(fingerprint)
@@ -235,6 +248,7 @@ class ApiBackend:
             raise
         if self.journal is not None:
             self.journal.record_submitted(fingerprint, receipt.task_id, request_id=receipt.request_id)
+        run.emit("queued", receipt.task_id)  # the task id is known from here on
         try:
             url = self._wait(receipt.task_id, deadline, run)
         except TaskFailedError:
@@ -319,7 +333,7 @@ def _is_gone(error: BaseException) -> bool:
 
 
 class _Run:
-    """The per-image context: progress reporting, cancel hook and rate-limit signal."""
+    """The per-image context: progress reporting, cancel hook and the batch's concurrency limiter."""
 
     def __init__(
         self,
@@ -328,14 +342,14 @@ class _Run:
         started: float,
         on_progress: ProgressCallback | None,
         check_cancel: CancelCheck | None,
-        on_rate_limited: Callable[[float | None], None] | None,
+        limiter: AdaptiveLimiter | None,
     ) -> None:
         self.backend = backend
         self.index = index
         self.started = started
         self.on_progress = on_progress
         self.check_cancel = check_cancel
-        self.on_rate_limited = on_rate_limited
+        self.limiter = limiter
 
     def elapsed(self) -> float:
         return self.backend.clock.monotonic() - self.started
@@ -344,14 +358,14 @@ class _Run:
         if self.on_progress is not None:
             self.on_progress(Progress(self.index, stage, task_id, self.elapsed()))
 
+    def in_flight(self) -> AbstractContextManager[None]:
+        """Hold one of the limiter's slots (waiting, cancellably, for one to free up)."""
+        return nullcontext() if self.limiter is None else self.limiter.slot(self.check_cancel)
+
     def on_retry(self, error: BaseException, delay: float) -> None:
         """Called by the transport before each backoff: tell the limiter when the API says slow down."""
-        if (
-            self.on_rate_limited is not None
-            and isinstance(error, ApiError)
-            and error.code in RATE_LIMIT_CODES
-        ):
-            self.on_rate_limited(delay)
+        if self.limiter is not None and isinstance(error, ApiError) and error.code in RATE_LIMIT_CODES:
+            self.limiter.on_rate_limited(delay)
 
     def outcome(self, image: np.ndarray, origin: str, task_id: str | None, credits: int) -> RetouchOutcome:
         return RetouchOutcome(image, origin, task_id, self.elapsed(), credits)

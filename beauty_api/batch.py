@@ -157,16 +157,15 @@ def retouch_batch(
 
     def run_one(index: int) -> None:
         try:
-            with limiter.slot(gate):
-                outcome = backend.retouch(
-                    sources[index],
-                    params,
-                    options=options,
-                    index=index,
-                    on_progress=on_progress,
-                    check_cancel=gate,
-                    on_rate_limited=limiter.on_rate_limited,
-                )
+            outcome = backend.retouch(
+                sources[index],
+                params,
+                options=options,
+                index=index,
+                on_progress=on_progress,
+                check_cancel=gate,
+                limiter=limiter,
+            )
             limiter.on_success()
         except _Abort:
             return
@@ -186,7 +185,9 @@ def retouch_batch(
         _notify(on_progress, on_item_done, index, outcome)
 
     if sources:
-        workers = min(concurrency, len(sources))
+        # Twice as many threads as slots: the spare ones encode the next images (and decode finished
+        # ones) while `concurrency` tasks are in flight, so that CPU work stays off the critical path.
+        workers = min(2 * concurrency, len(sources))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="face-beauty") as pool:
             for _ in pool.map(run_one, range(len(sources))):
                 pass

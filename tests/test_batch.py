@@ -6,6 +6,7 @@ the batch logic alone; the real backend against the emulator is in test_backend.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -32,9 +33,12 @@ class ScriptedBackend:
         self.peak = 0
         self.calls: list[int] = []
 
-    def retouch(
-        self, source, params, *, options, index=0, on_progress=None, check_cancel=None, on_rate_limited=None
-    ):
+    def retouch(self, source, params, *, options, index=0, on_progress=None, check_cancel=None, limiter=None):
+        # Like ApiBackend: only the "remote" part holds one of the limiter's slots.
+        with limiter.slot(check_cancel) if limiter is not None else contextlib.nullcontext():
+            return self._remote_part(index, on_progress, check_cancel, limiter)
+
+    def _remote_part(self, index, on_progress, check_cancel, limiter):
         with self.lock:
             self.in_flight += 1
             self.peak = max(self.peak, self.in_flight)
@@ -43,8 +47,8 @@ class ScriptedBackend:
             if limited:
                 self.rate_limit_first -= 1
         try:
-            if limited and on_rate_limited is not None:
-                on_rate_limited(1.0)
+            if limited and limiter is not None:
+                limiter.on_rate_limited(1.0)
             end = time.monotonic() + self.delay
             while time.monotonic() < end:
                 if check_cancel is not None:

@@ -119,7 +119,7 @@ def encode_result(rgb: np.ndarray, fmt: str = "PNG", scale: float = 1.0) -> Enco
         image = image.resize((width, height), Image.Resampling.BILINEAR)
     buffer = io.BytesIO()
     if fmt == "PNG":
-        image.save(buffer, "PNG", compress_level=3)
+        image.save(buffer, "PNG", compress_level=1)
     elif fmt == "JPEG":
         image.save(buffer, "JPEG", quality=92)
     else:
