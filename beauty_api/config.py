@@ -213,12 +213,12 @@ def _check_key_shape(key: str, source: str) -> None:
 def _where_to_set_key() -> str:
     first = config_search_paths()[0]
     return (
-        f"set the environment variable {ENV_API_KEY}=<your key> and restart ComfyUI, or put\n"
+        f"set the environment variable {ENV_API_KEY}=<your key> (then restart ComfyUI if it runs the pack), or put\n"
         f"    [{CONFIG_SECTION}]\n"
         f"    api_key = <your key>\n"
         f"in {first} (then run `chmod 600` on that file). Get a key at {KEY_SIGNUP_URL} "
         "(sign up, then Personal Center > API KEY). To try the pack without a key, run "
-        "`python -m beauty_api demo`, which uses the offline emulator."
+        "`python -m beauty_api demo` from the pack's folder, which uses the offline emulator."
     )
 
 
