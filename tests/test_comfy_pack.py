@@ -393,7 +393,9 @@ def test_pass_through_returns_failed_images_unchanged(api: Any, nodes: types.Mod
 
     assert output.shape == image.shape
     # Whichever image got the failing task (the first submitted) must come out unchanged.
-    (failed,) = [int(i) for i in re.findall(r"^image (\d): FAILED ERROR_NO_FACE_IN_FILE", report, re.MULTILINE)]
+    (failed,) = [
+        int(i) for i in re.findall(r"^image (\d): FAILED ERROR_NO_FACE_IN_FILE", report, re.MULTILINE)
+    ]
     assert torch.equal(output[failed], image[failed]), "the failed image must come out unchanged"
     for index in {0, 1, 2} - {failed}:
         assert not torch.allclose(output[index], image[index], atol=0.02)
