@@ -452,11 +452,7 @@ class _ProgressDisplay:
             self._finished.add(index)
 
     def finish(self, result: BatchResult) -> None:
-        counts = {
-            origin: sum(1 for o in result.outcomes if o is not None and o.origin == origin)
-            for origin in ("new", "cached", "resumed")
-        }
-        parts = [f"{counts[origin]} {origin}" for origin in ("new", "cached", "resumed") if counts[origin]]
+        parts = [f"{count} {origin}" for origin, count in result.counts().items() if count]
         if result.failures:
             parts.append(f"{len(result.failures)} failed")
         with self._lock:

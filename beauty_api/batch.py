@@ -30,6 +30,7 @@ from .params import BeautyParams
 
 DEFAULT_CONCURRENCY = 3
 MAX_CONCURRENCY = 16
+ORIGINS = ("new", "cached", "resumed")
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,13 @@ class BatchResult:
     def credits_spent(self) -> int:
         return sum(outcome.credits_spent for outcome in self.outcomes if outcome is not None)
 
+    def counts(self) -> dict[str, int]:
+        """How many images were new (paid this run), cached and resumed."""
+        return {
+            origin: sum(1 for outcome in self.outcomes if outcome is not None and outcome.origin == origin)
+            for origin in ORIGINS
+        }
+
     def raise_for_failures(self) -> None:
         """Raise BatchFailed naming every failed image; the successful ones are already cached."""
         if self.failures:
@@ -76,10 +84,7 @@ class BatchResult:
             lines.append(
                 f"image {index}: {outcome.origin}, {task}, {outcome.seconds:.1f} s, {outcome.credits_spent} credits"
             )
-        counts = {
-            origin: sum(1 for o in self.outcomes if o and o.origin == origin)
-            for origin in ("new", "cached", "resumed")
-        }
+        counts = self.counts()
         lines.append(
             f"total: {len(self.outcomes)} image(s): {counts['new']} new, {counts['cached']} cached, "
             f"{counts['resumed']} resumed, {len(self.failures)} failed; {self.credits_spent} credits spent this run"

@@ -613,10 +613,7 @@ def _report_result(job: RetouchJob, reporter: BatchReporter, result: BatchResult
 
 
 def _summary(result: BatchResult, failed: int) -> str:
-    counts = {origin: 0 for origin in ("new", "cached", "resumed")}
-    for outcome in result.outcomes:
-        if outcome is not None:
-            counts[outcome.origin] = counts.get(outcome.origin, 0) + 1
+    counts = result.counts()
     return (
         f"summary: {len(result.outcomes)} image(s): {counts['new']} new, {counts['cached']} cached, "
         f"{counts['resumed']} resumed, {failed} failed; {result.credits_spent} credits spent"

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import responses
 from PIL import Image
 
 from beauty_api.clock import FakeClock
@@ -55,6 +56,19 @@ def make_emulator() -> Iterator[Callable[..., Emulator]]:
     yield make
     for emu in started:
         emu.stop()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A FakeClock at 0: tests read sleeps and deadlines as plain seconds."""
+    return FakeClock(start=0.0)
+
+
+@pytest.fixture
+def rsps() -> Iterator[responses.RequestsMock]:
+    """`responses` for tests that pin exact requests; any unregistered request fails."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from requests import exceptions as rex
 from responses import matchers
 
 from beauty_api.client import ClientSettings, FaceBeautyClient, SubmitReceipt
-from beauty_api.clock import FakeClock
 from beauty_api.config import ENV_API_KEY, ApiKey
 from beauty_api.errors import (
     ApiError,
@@ -57,17 +56,6 @@ class Upload:
 
 class Stop(Exception):
     """A cancel hook's own exception (ComfyUI's interrupt): must propagate untouched."""
-
-
-@pytest.fixture
-def rsps():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
-@pytest.fixture
-def clock():
-    return FakeClock(start=0.0)
 
 
 def make(clock, **settings) -> FaceBeautyClient:

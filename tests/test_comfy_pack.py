@@ -9,7 +9,6 @@ a progress-bar hook that checks that flag too (as ComfyUI's main.py hook does).
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import inspect
 import re
 import socket
@@ -23,33 +22,17 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from pack_loader import PACK_NAME, exec_pack, load_pack
 
-ROOT = Path(__file__).resolve().parent.parent
-PACK_NAME = "ComfyUI-Face-Beauty-Pro"  # hyphenated, not importable by name: relative imports only
 SLIDER_NAMES = ("whitening", "smoothing", "thinface", "shrink_face", "enlarge_eye", "remove_eyebrow")
 # Every slider at 0 and no filter: the emulator returns the input unchanged, so order is checkable.
 IDENTITY = dict.fromkeys(SLIDER_NAMES, 0) | {"filter_type": "none"}
 RETOUCH = dict.fromkeys(SLIDER_NAMES, 60) | {"filter_type": "Sakura"}
 
 
-def exec_pack(name: str) -> types.ModuleType:
-    """Import the repository as ComfyUI's load_custom_node does: by file location, as a package."""
-    spec = importlib.util.spec_from_file_location(
-        name, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)]
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    return module
-
-
 @pytest.fixture(scope="module")
 def pack() -> types.ModuleType:
-    return sys.modules.get(PACK_NAME) or exec_pack(PACK_NAME)
+    return load_pack()
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ import responses
 import urllib3.exceptions as u3
 from requests import exceptions as rex
 
-from beauty_api.clock import FakeClock
 from beauty_api.config import ApiKey
 from beauty_api.errors import (
     ApiError,
@@ -50,17 +49,6 @@ WALL = 1_800_000_000.0
 
 class Stop(Exception):
     """A cancel hook's own exception (as ComfyUI raises on Cancel): must propagate untouched."""
-
-
-@pytest.fixture
-def rsps():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
-@pytest.fixture
-def clock():
-    return FakeClock(start=0.0)
 
 
 def make(clock, session=None, **retry) -> Transport:

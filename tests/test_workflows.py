@@ -10,19 +10,16 @@ noise_seed), an extra value after an upload combo.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pack_loader import ROOT, load_pack
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW_DIR = ROOT / "example_workflows"
 CORE_FIXTURE = Path(__file__).resolve().parent / "comfy_fixtures" / "core_object_info.json"
-PACK_NAME = "ComfyUI-Face-Beauty-Pro"  # a hyphenated package name, as ComfyUI's loader uses
 
 EXPECTED_WORKFLOWS = {"retouch_portrait", "generate_then_retouch", "before_after", "filter_showcase"}
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
@@ -35,23 +32,6 @@ FILE_COMBOS = {
     ("LoadImage", "image"): (".png", ".jpg", ".jpeg", ".webp"),
     ("CheckpointLoaderSimple", "ckpt_name"): (".safetensors", ".ckpt"),
 }
-
-
-def load_pack() -> Any:
-    """Import the repository the way ComfyUI's load_custom_node does (hyphenated package name)."""
-    if PACK_NAME in sys.modules:
-        return sys.modules[PACK_NAME]
-    spec = importlib.util.spec_from_file_location(
-        PACK_NAME, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)]
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[PACK_NAME] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[PACK_NAME]
-        raise
-    return module
 
 
 def node_info(node_class: type) -> dict[str, Any]:
