@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from . import __version__
 from .backend import RetouchOptions
 from .batch import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
+from .client import ClientSettings
 from .errors import BeautyError, ConfigurationError, ImageError, InvalidParameterError
 from .params import (
     FILTER_NAMES,
@@ -175,6 +176,13 @@ def _add_retouch(commands: argparse._SubParsersAction, verbose: argparse.Argumen
         help=f"overall limit per image (default {DEFAULT_TIMEOUT:g}); a task still running is resumed by a re-run",
     )
     retouch.add_argument(
+        "--poll",
+        default=None,
+        metavar="SECONDS",
+        help="check each task every SECONDS (default: 1 s after submitting, backing off to the "
+        "documented 5 s); shorter only makes sense against the emulator or a local proxy",
+    )
+    retouch.add_argument(
         "--concurrency",
         default=str(DEFAULT_CONCURRENCY),
         metavar="N",
@@ -269,6 +277,7 @@ class RetouchJob:
     params: BeautyParams
     options: RetouchOptions
     timeout: float
+    poll: float | None  # None: the client's default schedule
     concurrency: int
     folder: Path | None  # the output folder, created once everything is valid
 
@@ -307,13 +316,13 @@ def parse_params(args: argparse.Namespace) -> tuple[BeautyParams | None, list[st
     return BeautyParams(**values), []
 
 
-def _parse_timeout(text: str) -> tuple[float, str | None]:
+def _parse_seconds(option: str, text: str, example: str) -> tuple[float, str | None]:
     try:
         value = float(text)
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and value > 0):
-        return 0.0, f"--timeout: {text!r} is not a positive number of seconds (e.g. 300)."
+        return 0.0, f"{option}: {text!r} is not a positive number of seconds (e.g. {example})."
     return value, None
 
 
@@ -437,9 +446,10 @@ def check_setup(use_cache: bool) -> list[str]:
 def validate_retouch(args: argparse.Namespace) -> tuple[RetouchJob | None, list[str]]:
     """Everything `retouch` needs, or every problem found (in the order of the command line)."""
     params, problems = parse_params(args)
-    timeout, problem_t = _parse_timeout(args.timeout)
+    timeout, problem_t = _parse_seconds("--timeout", args.timeout, "300")
+    poll, problem_p = (None, None) if args.poll is None else _parse_seconds("--poll", args.poll, "5")
     concurrency, problem_c = _parse_concurrency(args.concurrency)
-    problems += [p for p in (problem_t, problem_c) if p]
+    problems += [p for p in (problem_t, problem_p, problem_c) if p]
     inputs, sources, input_problems = load_inputs(args.inputs)
     problems += input_problems
     outputs, folder, output_problems = plan_outputs(inputs, args.output) if inputs else ([], None, [])
@@ -452,7 +462,7 @@ def validate_retouch(args: argparse.Namespace) -> tuple[RetouchJob | None, list[
         keep_returned_size=args.keep_size,
         use_cache=not args.no_cache,
     )
-    job = RetouchJob(inputs, outputs, sources, params, options, timeout, concurrency, folder)
+    job = RetouchJob(inputs, outputs, sources, params, options, timeout, poll, concurrency, folder)
     return job, []
 
 
@@ -612,6 +622,12 @@ def _report_result(job: RetouchJob, reporter: BatchReporter, result: BatchResult
     return EXIT_FAILED if failures else EXIT_OK
 
 
+def _client_settings(job: RetouchJob) -> ClientSettings:
+    if job.poll is None:
+        return ClientSettings(timeout=job.timeout)
+    return ClientSettings(timeout=job.timeout, poll_initial=job.poll, poll_max=job.poll)
+
+
 def _summary(result: BatchResult, failed: int) -> str:
     counts = result.counts()
     return (
@@ -622,7 +638,6 @@ def _summary(result: BatchResult, failed: int) -> str:
 
 def _cmd_retouch(args: argparse.Namespace) -> int:
     from .backend import ApiBackend
-    from .client import ClientSettings
 
     job, problems = validate_retouch(args)
     if job is None:
@@ -636,7 +651,7 @@ def _cmd_retouch(args: argparse.Namespace) -> int:
             _err(f"error: -o: cannot create the folder {job.folder}: {error.strerror or error}")
             return EXIT_USAGE
     backend = ApiBackend.from_environment(
-        settings=ClientSettings(timeout=job.timeout),
+        settings=_client_settings(job),
         use_cache=False if args.no_cache else None,
     )
     return run_job(backend, job)

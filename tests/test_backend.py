@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pipeline_helpers import make_backend, portraits, sample_portrait
+from pipeline_helpers import FAST, make_backend, portraits, sample_portrait
 
 from beauty_api.backend import ApiBackend, RetouchOptions
 from beauty_api.codec import SourceImage, decode_image
@@ -129,7 +129,7 @@ def test_from_environment_needs_a_key_and_uses_the_state_dir(monkeypatch, emulat
         ApiBackend.from_environment()
     monkeypatch.setenv("AILAB_API_KEY", "emulator-key")
     monkeypatch.setenv("AILAB_API_BASE_URL", emulator.base_url)
-    backend = ApiBackend.from_environment()
+    backend = ApiBackend.from_environment(settings=FAST)
     backend.retouch(photo, BeautyParams())
     assert (state / "journal.sqlite3").exists() and (state / "cache").is_dir()
 
@@ -137,7 +137,7 @@ def test_from_environment_needs_a_key_and_uses_the_state_dir(monkeypatch, emulat
 def test_state_files_hold_no_key_and_are_private(monkeypatch, emulator, state, photo) -> None:
     monkeypatch.setenv("AILAB_API_KEY", "emulator-key")
     monkeypatch.setenv("AILAB_API_BASE_URL", emulator.base_url)
-    ApiBackend.from_environment().retouch(photo, BeautyParams())
+    ApiBackend.from_environment(settings=FAST).retouch(photo, BeautyParams())
     files = [p for p in state.rglob("*") if p.is_file()]
     assert files
     for path in files:

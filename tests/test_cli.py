@@ -44,6 +44,8 @@ def cli_env(tmp_path: Path, emulator=None, *, key: str | None = EMULATOR_KEY) ->
 
 
 def run_cli(*args: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    if args and args[0] == "retouch":  # poll the emulator quickly: no test waits a real second
+        args = ("retouch", "--poll", "0.05", *args[1:])
     return subprocess.run(
         [sys.executable, "-m", "beauty_api", *args],
         cwd=REPO_ROOT,
@@ -306,6 +308,8 @@ def test_every_bad_option_is_reported_before_anything_else(tmp_path, capsys, emp
         "4.5",
         "--timeout",
         "never",
+        "--poll",
+        "-1",
         "--concurrency",
         "0",
     ]
@@ -313,15 +317,16 @@ def test_every_bad_option_is_reported_before_anything_else(tmp_path, capsys, emp
 
     assert done == 2
     lines = capsys.readouterr().err.splitlines()
-    assert [line.split(":")[1].strip() for line in lines[:5]] == [
+    assert [line.split(":")[1].strip() for line in lines[:6]] == [
         "--smoothing",
         "--shrink-face",
         "--filter",
         "--timeout",
+        "--poll",
         "--concurrency",
     ]
-    assert lines[5] == f"error: input 1 ({tmp_path / 'missing.png'}): no such file."
-    assert lines[6].startswith("error: No AILabTools API key is set")  # conftest removed the key
+    assert lines[6] == f"error: input 1 ({tmp_path / 'missing.png'}): no such file."
+    assert lines[7].startswith("error: No AILabTools API key is set")  # conftest removed the key
 
 
 def test_inputs_that_are_tiny_or_not_images_are_refused(tmp_path, capsys, monkeypatch, empty_config):
