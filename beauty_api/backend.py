@@ -67,13 +67,32 @@ DEFAULT_OPTIONS = RetouchOptions()
 
 
 @dataclass(frozen=True)
+class RetryNotice:
+    """A failed attempt that will be tried again, so displays are not silent while retrying."""
+
+    attempt: int  # the attempt that just failed, counted from 1
+    max_attempts: int
+    reason: str  # one line, never a secret: "connection refused", "HTTP 503", "rate limited (429)"
+    next_try_s: float  # seconds until the next attempt
+
+
+@dataclass(frozen=True)
 class Progress:
-    """One step of one image, for progress displays. Sent from worker threads."""
+    """One step of one image, for progress displays. Sent from worker threads.
+
+    Stages: encoding, cached, resumed, submitting, queued, processing, retrying, downloading,
+    done, failed, not_sent. `retry` is set with stage "retrying"; `expected` (seconds) is the
+    processing time the poller expects for this task, when it has an estimate; `reason` is the
+    one-line cause with stage "failed" or "not_sent".
+    """
 
     index: int
-    stage: str  # encoding, cached, resumed, submitting, queued, processing, downloading, done, failed
+    stage: str
     task_id: str | None
     elapsed: float
+    retry: RetryNotice | None = None
+    expected: float | None = None
+    reason: str | None = None
 
 
 ProgressCallback = Callable[[Progress], None]
