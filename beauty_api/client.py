@@ -34,7 +34,8 @@ from .protocol import (
     parse_task_state,
     sync_result_text,
 )
-from .transport import MIN_ATTEMPT_SECONDS, RetryHook, RetrySettings, Transport
+from .retry_policy import MIN_ATTEMPT_SECONDS, RetryHook, RetrySettings
+from .transport import Transport
 
 if TYPE_CHECKING:
     from .config import ApiKey

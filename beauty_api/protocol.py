@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 from .errors import ApiError, ProtocolError, TaskFailedError
 
+# The request header that carries the API key (sent only to the API host, never to result hosts).
+KEY_HEADER = "ailabapi-api-key"
 STATUS_QUEUED = 0
 STATUS_PROCESSING = 1
 STATUS_DONE = 2

@@ -17,8 +17,8 @@ from beauty_api.backend import ApiBackend
 from beauty_api.client import ClientSettings, FaceBeautyClient
 from beauty_api.clock import Clock
 from beauty_api.codec import SourceImage
+from beauty_api.retry_policy import RetrySettings
 from beauty_api.storage_paths import open_journal, open_result_cache
-from beauty_api.transport import RetrySettings
 
 EMULATOR_KEY = "emulator-key"
 

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from beauty_api.cli import main, plan_outputs
+from beauty_api.cli import main
+from beauty_api.cli.output_paths import plan_outputs
 from beauty_api.params import FILTER_NAMES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

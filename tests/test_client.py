@@ -31,8 +31,8 @@ from beauty_api.errors import (
     TaskFailedError,
 )
 from beauty_api.params import BeautyParams
-from beauty_api.protocol import TaskState
-from beauty_api.transport import KEY_HEADER, RetrySettings
+from beauty_api.protocol import KEY_HEADER, TaskState
+from beauty_api.retry_policy import RetrySettings
 
 SECRET = "sk-TEST-SECRET-0123456789abcdef"
 BASE = "https://api.test"

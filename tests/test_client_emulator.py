@@ -22,7 +22,8 @@ from beauty_api.errors import (
     TaskFailedError,
 )
 from beauty_api.params import BeautyParams
-from beauty_api.transport import KEY_HEADER, RetrySettings
+from beauty_api.protocol import KEY_HEADER
+from beauty_api.retry_policy import RetrySettings
 
 KEY = "emulator-key"
 FAST = ClientSettings(

@@ -33,6 +33,7 @@ from beauty_api.codec import (
     load_image_file,
     save_image,
     to_comfy_tensor,
+    upload_encoding,
 )
 from beauty_api.errors import ImageError
 
@@ -414,13 +415,13 @@ def test_noise_2048_goes_under_the_cap_without_a_full_size_png_attempt(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     png_sizes: list[tuple[int, ...]] = []
-    real_encode_png = codec._encode_png
+    real_encode_png = upload_encoding.encode_png
 
     def spy(rgb: np.ndarray) -> bytes:
         png_sizes.append(rgb.shape)
         return real_encode_png(rgb)
 
-    monkeypatch.setattr(codec, "_encode_png", spy)
+    monkeypatch.setattr(upload_encoding, "encode_png", spy)
     upload = encode_for_upload(SourceImage(noise(2048)))
     assert len(upload.data) <= MAX_UPLOAD_BYTES
     assert upload.mime_type == "image/jpeg" or upload.resized  # noise is far over 2 MB as PNG
@@ -442,13 +443,13 @@ def test_4096_square_goes_through(make: object) -> None:
 
 def test_oversize_source_that_cannot_fit_skips_the_full_size_resize(monkeypatch: pytest.MonkeyPatch) -> None:
     resized_to: list[tuple[int, int]] = []
-    real_resize = codec._resize
+    real_resize = upload_encoding.resize
 
     def spy(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         resized_to.append(size)
         return real_resize(array, size)
 
-    monkeypatch.setattr(codec, "_resize", spy)
+    monkeypatch.setattr(upload_encoding, "resize", spy)
     upload = encode_for_upload(SourceImage(noise(4200, 600)))  # ~6 MB even as JPEG at 4095 px
     assert (4095, 585) not in resized_to and len(resized_to) >= 1
     assert len(upload.data) <= MAX_UPLOAD_BYTES and upload.size[0] < 4095
@@ -457,8 +458,8 @@ def test_oversize_source_that_cannot_fit_skips_the_full_size_resize(monkeypatch:
 
 def test_lower_jpeg_quality_before_downscaling(monkeypatch: pytest.MonkeyPatch) -> None:
     source = SourceImage(photo(512))
-    q95 = codec._encode_jpeg(source.rgb, 95)
-    monkeypatch.setattr(codec, "MAX_UPLOAD_BYTES", len(q95) - 1)
+    q95 = upload_encoding._encode_jpeg(source.rgb, 95)
+    monkeypatch.setattr(upload_encoding, "MAX_UPLOAD_BYTES", len(q95) - 1)
     upload = encode_for_upload(source)
     assert upload.mime_type == "image/jpeg" and upload.size == (512, 512)
     assert len(upload.data) < len(q95)
@@ -466,8 +467,8 @@ def test_lower_jpeg_quality_before_downscaling(monkeypatch: pytest.MonkeyPatch) 
 
 def test_downscale_when_quality_steps_are_not_enough(monkeypatch: pytest.MonkeyPatch) -> None:
     source = SourceImage(photo(600, 400))
-    cap = len(codec._encode_jpeg(source.rgb, 85)) // 3
-    monkeypatch.setattr(codec, "MAX_UPLOAD_BYTES", cap)
+    cap = len(upload_encoding._encode_jpeg(source.rgb, 85)) // 3
+    monkeypatch.setattr(upload_encoding, "MAX_UPLOAD_BYTES", cap)
     upload = encode_for_upload(source)
     width, height = upload.size
     assert upload.resized and len(upload.data) <= cap

@@ -22,8 +22,8 @@ from PIL import Image
 from beauty_api.clock import FakeClock
 from beauty_api.emulator import Emulator, EmulatorStats, FaultPlan
 from beauty_api.emulator.__main__ import is_loopback
+from beauty_api.emulator.contract import CREDITS_PATH, QUERY_PATH, SLIDER_FIELDS, SUBMIT_PATH
 from beauty_api.emulator.effect import apply_effect, encode_result
-from beauty_api.emulator.server import CREDITS_PATH, QUERY_PATH, SLIDER_FIELDS, SUBMIT_PATH
 from beauty_api.params import FILTER_NAMES, SLIDER_NAMES
 
 KEY = "emulator-key"

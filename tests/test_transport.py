@@ -30,14 +30,10 @@ from beauty_api.errors import (
     SubmitOutcomeUnknown,
     TransportError,
 )
-from beauty_api.transport import (
-    KEY_HEADER,
-    RetrySettings,
-    Transport,
-    describe_url,
-    parse_retry_after,
-    proxies_for,
-)
+from beauty_api.network_failures import describe_url, proxies_for
+from beauty_api.protocol import KEY_HEADER
+from beauty_api.retry_policy import RetrySettings, parse_retry_after
+from beauty_api.transport import Transport
 
 SECRET = "sk-TEST-SECRET-0123456789abcdef"
 BASE = "https://api.test"

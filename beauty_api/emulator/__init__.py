@@ -7,6 +7,7 @@ Run it by hand with `python -m beauty_api.emulator`.
 """
 
 from .faults import FaultPlan
-from .server import Emulator, EmulatorStats
+from .server import Emulator
+from .stats import EmulatorStats
 
 __all__ = ["Emulator", "EmulatorStats", "FaultPlan"]

@@ -1,0 +1,167 @@
+"""`retouch` before anything is paid: every option, input and setup check, as one `RetouchJob`."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..backend import RetouchOptions
+from ..batch import MAX_CONCURRENCY
+from ..errors import ConfigurationError, ImageError, InvalidParameterError
+from ..params import (
+    SLIDER_NAMES,
+    BeautyParams,
+)
+from .output import one_line
+from .output_paths import plan_outputs
+
+if TYPE_CHECKING:
+    from ..codec import SourceImage
+
+
+# The option the user typed, for each API field (error messages name the option).
+FIELD_FLAGS: dict[str, str] = {
+    **{name: "--" + name.replace("_", "-") for name in SLIDER_NAMES},
+    "filter_type": "--filter",
+}
+
+
+@dataclass(frozen=True)
+class RetouchJob:
+    """A fully validated retouch: nothing in here can fail for a reason known before sending."""
+
+    inputs: list[Path]
+    outputs: list[Path]
+    sources: list[SourceImage]
+    params: BeautyParams
+    options: RetouchOptions
+    timeout: float
+    poll: float | None  # None: the client's default schedule
+    concurrency: int
+    folder: Path | None  # the output folder, created once everything is valid
+
+
+def _slider_value(text: str) -> object:
+    """The text as an int (or float, for a clear 'not a whole number'), else as given."""
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _flag_message(error: InvalidParameterError) -> str:
+    """BeautyParams names the API field; say the option the user typed instead."""
+    text = str(error)
+    for name, flag in FIELD_FLAGS.items():
+        if text.startswith(f"{name}:"):
+            return flag + text[len(name) :]
+    return text
+
+
+def parse_params(args: argparse.Namespace) -> tuple[BeautyParams | None, list[str]]:
+    """The beauty settings, with one problem line per bad option (all of them, not just the first)."""
+    values: dict[str, object] = {name: _slider_value(getattr(args, name)) for name in SLIDER_NAMES}
+    values["filter_type"] = args.filter_type
+    problems = []
+    for name, value in values.items():
+        try:
+            BeautyParams(**{name: value})
+        except InvalidParameterError as error:
+            problems.append(_flag_message(error))
+    if problems:
+        return None, problems
+    return BeautyParams(**values), []
+
+
+def _parse_seconds(option: str, text: str, example: str) -> tuple[float, str | None]:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        return 0.0, f"{option}: {text!r} is not a positive number of seconds (e.g. {example})."
+    return value, None
+
+
+def _parse_concurrency(text: str) -> tuple[int, str | None]:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_CONCURRENCY:
+        return 0, f"--concurrency: {text!r} is out of range; allowed 1..{MAX_CONCURRENCY} images in flight."
+    return value, None
+
+
+def load_inputs(paths: Sequence[str]) -> tuple[list[Path], list[SourceImage], list[str]]:
+    """Read every input now, so a missing or broken file stops the run before anything is paid."""
+    from ..codec import MIN_SIDE, load_image_file
+
+    inputs, sources, problems = [], [], []
+    for number, text in enumerate(paths, start=1):
+        path = Path(text)
+        where = f"input {number} ({text})"
+        if not path.exists():
+            problems.append(f"{where}: no such file.")
+            continue
+        if path.is_dir():
+            problems.append(f"{where}: is a folder; pass the image files (e.g. {text.rstrip('/')}/*.jpg).")
+            continue
+        try:
+            source = load_image_file(path)
+        except ImageError as error:
+            problems.append(f"{where}: {one_line(error)}")
+            continue
+        width, height = source.size
+        if width < MIN_SIDE or height < MIN_SIDE:
+            problems.append(
+                f"{where}: {width} x {height} px is too small; the API needs at least {MIN_SIDE} px on each side."
+            )
+            continue
+        inputs.append(path)
+        sources.append(source)
+    return inputs, sources, problems
+
+
+def check_setup(use_cache: bool) -> list[str]:
+    """Key, address and cache settings, resolved now: a setup problem is found before anything is sent."""
+    from ..config import resolve_api_key, resolve_base_url
+    from ..storage_paths import cache_settings
+
+    checks = [resolve_api_key, resolve_base_url] + ([cache_settings] if use_cache else [])
+    problems = []
+    for check in checks:
+        try:
+            check()
+        except ConfigurationError as error:
+            problems.append(str(error))
+    return problems
+
+
+def validate_retouch(args: argparse.Namespace) -> tuple[RetouchJob | None, list[str]]:
+    """Everything `retouch` needs, or every problem found (in the order of the command line)."""
+    params, problems = parse_params(args)
+    timeout, problem_t = _parse_seconds("--timeout", args.timeout, "300")
+    poll, problem_p = (None, None) if args.poll is None else _parse_seconds("--poll", args.poll, "5")
+    concurrency, problem_c = _parse_concurrency(args.concurrency)
+    problems += [p for p in (problem_t, problem_p, problem_c) if p]
+    inputs, sources, input_problems = load_inputs(args.inputs)
+    problems += input_problems
+    outputs, folder, output_problems = plan_outputs(inputs, args.output) if inputs else ([], None, [])
+    problems += output_problems
+    problems += check_setup(use_cache=not args.no_cache)
+    if problems or params is None:
+        return None, problems
+    options = RetouchOptions(
+        mode="sync" if args.sync else "async",
+        keep_returned_size=args.keep_size,
+        use_cache=not args.no_cache,
+    )
+    job = RetouchJob(inputs, outputs, sources, params, options, timeout, poll, concurrency, folder)
+    return job, []
