@@ -24,10 +24,14 @@ import pytest
 import torch
 from pack_loader import PACK_NAME, exec_pack, load_pack
 
+from beauty_api.backend import Progress
+from beauty_api.clock import FakeClock
+
 SLIDER_NAMES = ("whitening", "smoothing", "thinface", "shrink_face", "enlarge_eye", "remove_eyebrow")
 # Every slider at 0 and no filter: the emulator returns the input unchanged, so order is checkable.
 IDENTITY = dict.fromkeys(SLIDER_NAMES, 0) | {"filter_type": "none"}
 RETOUCH = dict.fromkeys(SLIDER_NAMES, 60) | {"filter_type": "Sakura"}
+STEPS_PER_IMAGE = 100  # node_status.STEPS_PER_IMAGE: the bar's steps for one image
 
 
 @pytest.fixture(scope="module")
@@ -300,16 +304,18 @@ def test_batch_runs_then_rerun_is_cached_and_free(api: Any, nodes: types.ModuleT
     assert output.shape == image.shape
     assert torch.allclose(output, image, atol=1 / 255 + 1e-6), "order or content changed"
     lines = report.splitlines()
-    assert [line.split(":")[0] for line in lines[:3]] == ["image 0", "image 1", "image 2"]
+    assert [line.split(":")[0] for line in lines[:3]] == ["image 1", "image 2", "image 3"]
     assert all(" new, task " in line for line in lines[:3])
-    assert "45 credits" in lines[-1]
+    # Worded so it stays true when ComfyUI re-serves this output from its cache later.
+    assert lines[-1].endswith("paid 45 credits when made")
+    assert "this run" not in report
     assert api.stats.tasks_created == 3
 
     again, report_again = run_node(nodes.FaceBeautyPro(), image, IDENTITY, unique_id="5")
 
     assert torch.equal(again, output)
     assert all(" cached, " in line for line in report_again.splitlines()[:3])
-    assert "0 credits spent" in report_again
+    assert report_again.splitlines()[-1].endswith("0 credits this run")
     assert api.stats.tasks_created == 3
 
 
@@ -376,14 +382,17 @@ def test_pass_through_returns_failed_images_unchanged(api: Any, nodes: types.Mod
 
     assert output.shape == image.shape
     # Whichever image got the failing task (the first submitted) must come out unchanged.
-    (failed,) = [
-        int(i) for i in re.findall(r"^image (\d): FAILED ERROR_NO_FACE_IN_FILE", report, re.MULTILINE)
+    (number,) = [
+        int(i)
+        for i in re.findall(
+            r"^image (\d): FAILED \(passed through unchanged\) ERROR_NO_FACE_IN_FILE", report, re.MULTILINE
+        )
     ]
+    failed = number - 1  # people read images numbered from 1
     assert torch.equal(output[failed], image[failed]), "the failed image must come out unchanged"
     for index in {0, 1, 2} - {failed}:
         assert not torch.allclose(output[index], image[index], atol=0.02)
-    assert "passed through unchanged" in report and f"image(s) {failed}" in report
-    assert "30 credits spent" in report
+    assert report.splitlines()[-1].endswith("1 failed; paid 30 credits when made")
 
 
 def test_invalid_widget_value_is_refused_before_any_request(api: Any, nodes: types.ModuleType) -> None:
@@ -399,7 +408,7 @@ def test_unexpected_bug_keeps_its_traceback(
     def broken(*args: Any, **kwargs: Any) -> None:
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(nodes, "retouch_batch", broken)
+    monkeypatch.setattr(sys.modules[f"{PACK_NAME}.node_runner"], "retouch_batch", broken)
     with pytest.raises(ZeroDivisionError) as caught:
         run_node(nodes.FaceBeautyPro(), portraits(1), RETOUCH)
     assert any(entry.name == "broken" for entry in caught.traceback)
@@ -460,11 +469,16 @@ def test_cancel_stops_within_half_a_second_with_comfyui_interrupt(
     assert flipped_at and raised_at
     assert raised_at[0] - flipped_at[0] < 0.5
     (bar,) = comfy.bars
-    assert (bar.total, bar.node_id) == (3, "12")
-    assert bar.updates and bar.updates[0] == (0, 3)
-    assert comfy.texts
-    assert all(node_id == "12" and text.startswith("Face Beauty Pro: ") for text, node_id in comfy.texts)
-    assert "0/3 done" in comfy.texts[0][0]
+    steps = 3 * STEPS_PER_IMAGE
+    assert (bar.total, bar.node_id) == (steps, "12")
+    assert bar.updates and bar.updates[0] == (0, steps)
+    assert all(value < steps for value, _ in bar.updates), "nothing finished: the bar is not full"
+    assert comfy.texts and all(node_id == "12" for _, node_id in comfy.texts)
+    assert not any(text.startswith("Face Beauty Pro") for text, _ in comfy.texts)  # no redundant prefix
+    assert comfy.texts[0][0].startswith("0 of 3 done")
+    # The last frame says what happened and what to do, not a stale "queued".
+    assert comfy.texts[-1][0].splitlines()[0] == "cancelled"
+    assert "resume" in comfy.texts[-1][0] and "without paying" in comfy.texts[-1][0]
     assert api.stats.tasks_created == 3
 
 
@@ -484,26 +498,36 @@ def test_interrupt_seen_by_the_progress_hook_still_cancels(
 def test_progress_reports_each_finished_image(api: Any, nodes: types.ModuleType, comfy: FakeComfy) -> None:
     run_node(nodes.FaceBeautyPro(), portraits(3), RETOUCH, unique_id="9")
     (bar,) = comfy.bars
-    assert bar.updates[0] == (0, 3) and bar.updates[-1] == (3, 3)
+    steps = 3 * STEPS_PER_IMAGE
+    assert bar.updates[0] == (0, steps) and bar.updates[-1] == (steps, steps)
     values = [value for value, _ in bar.updates]
     assert values == sorted(values)
-    final = comfy.texts[-1][0]
-    assert final.startswith("Face Beauty Pro: 3/3 done · 3 new · 45 credits")
+    final = comfy.texts[-1][0].splitlines()
+    assert final[0].startswith("done · 3 new · ")
+    assert final[1] == "paid 45 credits when made"
 
 
-def test_progress_text_is_throttled(nodes: types.ModuleType, comfy: FakeComfy) -> None:
-    display = nodes._ProgressDisplay(total=4, node_id="1")
-    progress = nodes.Progress
-    display.publish()
+def test_progress_text_is_sent_only_when_it_changes(pack: types.ModuleType, comfy: FakeComfy) -> None:
+    status_module = sys.modules[f"{PACK_NAME}.node_status"]
+    clock = FakeClock()
+    status = status_module.NodeStatus(total=4, clock=clock)
+    publisher = status_module.StatusPublisher(status, "1")
+    publisher.publish()
     for index, stage in enumerate(["queued", "processing", "processing"]):
-        display.on_progress(progress(index, stage, f"t{index}", 1.0))
-    display.on_item_done(0, None)
-    display.publish()
-    assert comfy.texts[-1][0].startswith("Face Beauty Pro: 1/4 done · image 1 processing, image 2 processing")
+        status.on_progress(Progress(index, stage, f"t{index}", 1.0))
+    publisher.publish()
+    assert comfy.texts[-1][0].splitlines()[1:] == [
+        "image 1: queued",
+        "image 2: processing 0 s",
+        "image 3: processing 0 s",
+    ]
     count = len(comfy.texts)
-    display.publish()  # nothing changed (within the same second): nothing is sent
+    publisher.publish()  # nothing changed (within the same second): nothing is sent
     assert len(comfy.texts) == count
-    assert nodes.PROGRESS_TICK_SECONDS >= 0.5  # the node publishes at most ~2 times a second
+    clock.advance(1.0)
+    publisher.publish()  # a second later the elapsed time changed
+    assert len(comfy.texts) == count + 1
+    assert sys.modules[f"{PACK_NAME}.node_runner"].PROGRESS_TICK_SECONDS >= 0.5  # at most ~2 a second
 
 
 def test_user_directory_places_state_under_comfyui_user_dir(
