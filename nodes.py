@@ -33,6 +33,21 @@ OPTIONS_TYPE = "FACE_BEAUTY_OPTIONS"
 CATEGORY = "image/Face Beauty Pro"
 ON_FAILURE_CHOICES = ("fail", "pass through")
 TIMEOUT_MIN, TIMEOUT_MAX, TIMEOUT_DEFAULT = 10, 3600, 300
+# Words people type in the node search. Newer ComfyUI versions send SEARCH_ALIASES to the frontend
+# (server.py node_info: "search_aliases"); 0.3.64 searches names only, hence the display
+# name "Face Beauty Pro (AILab Retouch)" in __init__.py.
+SEARCH_ALIASES = (
+    "retouch",
+    "portrait",
+    "skin",
+    "smooth",
+    "whiten",
+    "slim face",
+    "big eyes",
+    "filter",
+    "ailab",
+    "ailabtools",
+)
 
 
 @dataclass(frozen=True)
@@ -117,6 +132,7 @@ class FaceBeautyPro:
         "was already paid for."
     )
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = SEARCH_ALIASES
     FUNCTION = "retouch"
     RETURN_TYPES = ("IMAGE", "STRING")
     RETURN_NAMES = ("image", "report")
@@ -196,6 +212,7 @@ class FaceBeautyProOptions:
         "result cache. Connect its output to the 'options' input of Face Beauty Pro."
     )
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ("retouch options", "ailab", "timeout", "concurrency")
     FUNCTION = "build"
     RETURN_TYPES = (OPTIONS_TYPE,)
     RETURN_NAMES = ("options",)

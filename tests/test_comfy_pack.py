@@ -128,6 +128,8 @@ class FakeComfy:
         server.PromptServer = PromptServer
         folder_paths = types.ModuleType("folder_paths")
         folder_paths.get_user_directory = lambda: str(user_dir)
+        self.input_dir = user_dir.parent / "comfy-input"
+        folder_paths.get_input_directory = lambda: str(self.input_dir)
         self.modules = {
             "comfy": comfy,
             "comfy.model_management": mm,
@@ -175,7 +177,7 @@ def test_pack_loads_like_comfyui_loads_it(pack: types.ModuleType) -> None:
     assert "-" in pack.__name__
     assert set(pack.NODE_CLASS_MAPPINGS) == {"FaceBeautyPro", "FaceBeautyProOptions"}
     assert pack.NODE_DISPLAY_NAME_MAPPINGS == {
-        "FaceBeautyPro": "Face Beauty Pro",
+        "FaceBeautyPro": "Face Beauty Pro (AILab Retouch)",
         "FaceBeautyProOptions": "Face Beauty Pro Options",
     }
     for node_class in pack.NODE_CLASS_MAPPINGS.values():
@@ -289,6 +291,37 @@ def test_description_states_cost_and_key_source(pack: types.ModuleType) -> None:
     assert "15 AILabTools credits" in description
     assert "AILAB_API_KEY" in description and "config file" in description
     assert "never from a widget" in description
+
+
+def test_node_search_finds_the_words_people_type(pack: types.ModuleType) -> None:
+    """ComfyUI 0.3.64 searches names only; newer versions also read SEARCH_ALIASES."""
+    node = pack.NODE_CLASS_MAPPINGS["FaceBeautyPro"]
+    display = pack.NODE_DISPLAY_NAME_MAPPINGS["FaceBeautyPro"].lower()
+    assert "retouch" in display and "ailab" in display  # found on 0.3.64 as well
+    aliases = {alias.lower() for alias in node.SEARCH_ALIASES}
+    assert {"retouch", "skin", "filter", "ailab"} <= aliases
+    assert isinstance(node.SEARCH_ALIASES, tuple)  # JSON-serialisable, immutable
+
+
+def test_loading_the_pack_puts_the_sample_portrait_into_comfyui_input(
+    pack: types.ModuleType, comfy: FakeComfy
+) -> None:
+    """The templates open the pack's public-domain portrait, never ComfyUI's cartoon."""
+    exec_pack("Face-Beauty-Pro-Sample-Check")  # what ComfyUI does at startup
+    copied = comfy.input_dir / pack.SAMPLE_INPUT_NAME
+    source = Path(pack.__file__).parent / "beauty_api" / "data" / "sample_portrait.png"
+    assert copied.read_bytes() == source.read_bytes()
+    assert [path.name for path in comfy.input_dir.iterdir()] == [pack.SAMPLE_INPUT_NAME]
+
+
+def test_sample_portrait_never_overwrites_and_never_fails(bridge: types.ModuleType, comfy: FakeComfy) -> None:
+    comfy.input_dir.mkdir(parents=True)
+    mine = comfy.input_dir / "face_beauty_pro_sample_portrait.png"
+    mine.write_bytes(b"the user's own file")
+    assert bridge.provide_input_file(Path(__file__), mine.name) == mine
+    assert mine.read_bytes() == b"the user's own file"
+    assert bridge.provide_input_file(Path(__file__).parent / "missing.png", "other.png") is None
+    assert not (comfy.input_dir / "other.png").exists()
 
 
 # -- running against the emulator --------------------------------------------------------------
@@ -542,6 +575,8 @@ def test_bridge_is_a_no_op_without_comfyui(bridge: types.ModuleType, no_comfy: N
     assert bar.update_absolute(1, 3) is None
     assert bridge.send_progress_text("hello", "1") is None
     assert bridge.user_directory() is None
+    assert bridge.input_directory() is None
+    assert bridge.provide_input_file(Path(__file__), "anything.png") is None
     assert bridge.interrupt_exception_type() is None
     assert bridge.is_interrupt(RuntimeError()) is False
     watch = bridge.InterruptWatch()
