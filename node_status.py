@@ -172,7 +172,7 @@ class NodeStatus:
             image = self._images[0]
             if image.stage == "waiting":
                 return [f"starting · {seconds} s"]
-            return [*stage_lines(image, now), f"{seconds} s in all"]
+            return [*stage_lines(image, now), f"{seconds} s so far"]
         finished = sum(1 for image in self._images if image.stage in ("done", "cached"))
         lines = [f"{finished} of {self.total} done · {seconds} s"]
         active = [
