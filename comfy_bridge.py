@@ -9,6 +9,7 @@ interrupt exception itself, which must propagate so ComfyUI reports the run as i
 
 from __future__ import annotations
 
+import html
 import importlib
 import logging
 import shutil
@@ -137,9 +138,15 @@ def progress_bar(total: int, node_id: str | None = None) -> ProgressBarLike:
 
 
 def send_progress_text(text: str, node_id: str | None) -> None:
-    """Show `text` under the node in the ComfyUI frontend, if there is a frontend to show it."""
+    """Show `text` under the node in the ComfyUI frontend, if there is a frontend to show it.
+
+    The frontend (1.27) puts this text into the page as HTML (its TextPreviewWidget sets
+    innerHTML after turning newlines into <br> and URLs into links), so it is escaped here: an
+    API error message must never become markup, and "<your key>" must stay visible.
+    """
     if node_id is None:
         return
+    text = html.escape(text, quote=False)
     server = _comfy_module("server")
     prompt_server = getattr(getattr(server, "PromptServer", None), "instance", None)
     send = getattr(prompt_server, "send_progress_text", None)

@@ -48,6 +48,8 @@ DEFAULT_EXPECTED_SECONDS = 10.0
 LINE_WIDTH = 40
 # At most this many images are described one by one while a batch runs.
 SHOWN_IMAGES = 3
+# An error that stopped the run gets this many lines (the error dialog has the whole message).
+ERROR_LINES = 6
 CANCELLED_LINES = ("cancelled", "queue again to resume", "without paying")
 
 
@@ -144,7 +146,7 @@ class NodeStatus:
         """The run stopped on an error (a missing key, a bad value, a failed batch...)."""
         with self._lock:
             if self._final is None or not any(i.stage in ("failed", "not_sent") for i in self._images):
-                self._final = ("error", *wrap(one_line(message)))
+                self._final = ("error", *wrap(one_line(message), max_lines=ERROR_LINES))
             self._ended = self.clock.monotonic()
 
     # -- the view (the node's event loop) ------------------------------------------------------

@@ -583,6 +583,15 @@ def test_bridge_is_a_no_op_without_comfyui(bridge: types.ModuleType, no_comfy: N
     assert watch() is None and not watch.tripped
 
 
+def test_progress_text_is_escaped_because_the_frontend_renders_html(
+    bridge: types.ModuleType, comfy: FakeComfy
+) -> None:
+    bridge.send_progress_text("set AILAB_API_KEY=<your key> & restart\n<img src=x onerror=alert(1)>", "4")
+    ((text, node_id),) = comfy.texts
+    assert node_id == "4"
+    assert text == "set AILAB_API_KEY=&lt;your key&gt; &amp; restart\n&lt;img src=x onerror=alert(1)&gt;"
+
+
 def test_interrupt_watch_is_sticky_across_threads(bridge: types.ModuleType, comfy: FakeComfy) -> None:
     watch = bridge.InterruptWatch()
     watch()  # not interrupted: nothing happens

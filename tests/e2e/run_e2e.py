@@ -145,9 +145,13 @@ def check_search_terms(run: Run) -> list[str]:
     ]
 
 
-def check_success_moves_the_bar(run: Run) -> list[str]:
+def open_main_template(run: Run) -> None:
     open_template(run.page, [CATEGORY_TITLE, PACK_FOLDER], run.main_template)
     (run.node_id,) = node_ids(run.page, "FaceBeautyPro")
+
+
+def check_success_moves_the_bar(run: Run) -> list[str]:
+    open_main_template(run)
     run.fresh_request()
     billed = run.emulator.credits_billed()
     processing_samples = 0
@@ -286,6 +290,52 @@ def check_cancel_then_resume(run: Run) -> list[str]:
     return problems
 
 
+def check_not_enough_credits(run: Run) -> list[str]:
+    if not run.node_id:
+        open_main_template(run)
+    run.emulator.stop()
+    run.emulator.credits = 0
+    run.emulator.start()
+    try:
+        run.fresh_request()
+        samples = watch_run(run, timeout=60)
+        run.shot("item1-no-credits")
+    finally:
+        run.emulator.stop()
+        run.emulator.credits = None
+        run.emulator.start()
+    final = lines_of(samples[-1])
+    problems = []
+    if not final or not final[0].startswith("failed"):
+        problems.append(f"without credits the node says {final}")
+    if "CREDITS" not in " ".join(final).upper():
+        problems.append(f"the reason does not mention the credits: {final}")
+    if samples[-1]["progress"] not in (None, 0):
+        problems.append(f"an unpaid image left the bar at {samples[-1]['progress']}")
+    return problems
+
+
+def check_missing_key(run: Run) -> list[str]:
+    """The last check: ComfyUI restarted without an API key, as a new user would start it."""
+    run.comfy.stop()
+    run.comfy.start(with_key=False)
+    open_app(run.page, run.comfy.url)
+    open_main_template(run)
+    run.fresh_request()
+    samples = watch_run(run, timeout=60)
+    run.shot("item2-missing-key")
+    final = lines_of(samples[-1])
+    problems = []
+    if not final or final[0] != "error":
+        problems.append(f"without a key the node says {final}")
+    if "AILAB_API_KEY" not in "".join(final):
+        problems.append(f"the node does not say how to set the key: {final}")
+    # The frontend renders the text as HTML: "<your key>" must show, not vanish as a tag.
+    if run.page.get_by_text("AILAB_API_KEY=<your key>").count() == 0:
+        problems.append("'AILAB_API_KEY=<your key>' is not shown on the page as text")
+    return problems
+
+
 CHECKS: list[tuple[str, Callable[[Run], list[str]]]] = [
     ("templates open with every node visible, none overlapping", check_templates_open_laid_out),
     ("node search finds the node by the words people type", check_search_terms),
@@ -294,6 +344,8 @@ CHECKS: list[tuple[str, Callable[[Run], list[str]]]] = [
     ("pack cache hit: '1 cached', 0 credits this run", check_pack_cache_hit),
     ("API down: failed, with the reason, the bar not full", check_api_down),
     ("Cancel: 'cancelled', then the re-run resumes without paying", check_cancel_then_resume),
+    ("no credits: failed, saying so, the bar empty", check_not_enough_credits),
+    ("no API key: 'error' and how to set the key (restarts ComfyUI)", check_missing_key),
 ]
 
 

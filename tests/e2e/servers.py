@@ -67,6 +67,7 @@ class Emulator:
     work: Path
     port: int = field(default_factory=free_port)
     processing_seconds: float = 3.0
+    credits: int | None = None  # the account's balance; None: unlimited
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -86,6 +87,8 @@ class Emulator:
             "--api-key",
             EMULATOR_KEY,
         ]
+        if self.credits is not None:
+            command += ["--credits", str(self.credits)]
         with log.open("ab") as sink:
             self.process = subprocess.Popen(command, cwd=self.pack, stdout=sink, stderr=subprocess.STDOUT)
         wait_until_up(self.base_url, self.process, log, timeout=30)
@@ -146,14 +149,21 @@ class ComfyUI:
         if shipped.exists():  # what a fresh ComfyUI installation has in its input folder
             shutil.copy(shipped, self.input_dir / "example.png")
 
-    def start(self) -> None:
+    def start(self, with_key: bool = True) -> None:
+        """Start ComfyUI; `with_key=False` starts it the way a user without an API key would."""
         log = self.work / "comfyui.log"
-        env = dict(os.environ)
+        env = {name: value for name, value in os.environ.items() if not name.startswith("AILAB_")}
+        # A home of its own: a developer's ~/.config/face-beauty-pro key file is never read.
+        home = self.work / "home"
+        home.mkdir(exist_ok=True)
         env.update(
-            AILAB_API_KEY=EMULATOR_KEY,
+            HOME=str(home),
+            XDG_CONFIG_HOME=str(home / ".config"),
             AILAB_API_BASE_URL=self.emulator_url,
             FACE_BEAUTY_STATE_DIR=str(self.work / "pack-state"),
         )
+        if with_key:
+            env["AILAB_API_KEY"] = EMULATOR_KEY
         command = [
             self.python,
             "main.py",
