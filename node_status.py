@@ -232,10 +232,12 @@ def stage_lines(image: _Image, now: float) -> list[str]:
     in_stage = int(now - image.since)
     if image.stage == "retrying" and image.retry is not None:
         retry = image.retry
+        countdown = retry_countdown(retry, now - image.since)
+        following = f"next try in {countdown} s" if countdown else "trying again now"
         return [
             f"attempt {retry.attempt} of {retry.max_attempts} failed:",
             *wrap(one_line(retry.reason)),
-            f"next try in {retry_countdown(retry, now - image.since)} s",
+            following,
         ]
     if image.stage == "processing":
         if image.expected:
@@ -251,9 +253,9 @@ def compact_stage(image: _Image, now: float) -> str:
     in_stage = int(now - image.since)
     if image.stage == "retrying" and image.retry is not None:
         retry = image.retry
-        return (
-            f"retry {retry.attempt + 1}/{retry.max_attempts} in {retry_countdown(retry, now - image.since)} s"
-        )
+        countdown = retry_countdown(retry, now - image.since)
+        when = f"in {countdown} s" if countdown else "now"
+        return f"retry {retry.attempt + 1}/{retry.max_attempts} {when}"
     if image.stage == "processing":
         expected = f"/~{math.ceil(image.expected)}" if image.expected else ""
         return f"processing {in_stage}{expected} s"
