@@ -17,7 +17,6 @@ import logging
 import math
 import textwrap
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from . import comfy_bridge
@@ -370,7 +369,7 @@ class StatusPublisher:
             log.debug("final progress text failed: %s", error)
 
 
-__all__: Sequence[str] = (
+__all__ = (
     "STEPS_PER_IMAGE",
     "NodeStatus",
     "StatusPublisher",
