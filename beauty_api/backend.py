@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from .client import MODES
 from .clock import CancelCheck, Clock, Deadline
-from .codec import SourceImage, attach_alpha, decode_image, encode_for_upload, fit_to_size
+from .codec import EncodedImage, SourceImage, attach_alpha, decode_image, encode_for_upload, fit_to_size
 from .errors import (
     RATE_LIMIT_CODES,
     ApiError,
@@ -226,35 +226,33 @@ class ApiBackend:
         return run.outcome(image, origin, task_id, credits)
 
     def _async_result(
-        self, fingerprint, upload, params, deadline: Deadline, run: _Run
+        self, fingerprint: str, upload: EncodedImage, params: BeautyParams, deadline: Deadline, run: _Run
     ) -> tuple[bytes, str, str]:
         """The result bytes of a resumed or new task, and which of the two it was."""
-        while True:
+        journal = self.journal
+        while journal is not None:  # without a journal: always a new task
             claim = self._claim(fingerprint, deadline, run)
-            if claim is None:  # no journal: always a new task
+            if claim is None or claim.action == "submit":
                 break
-            if claim.action == "submit":
-                break
-            run.emit("resumed", claim.task_id)
+            task_id = claim.task_id
+            if task_id is None:  # the journal records a task id with every resumable claim
+                raise RuntimeError(f"the task journal returned a {claim.action!r} claim without a task id")
+            run.emit("resumed", task_id)
             try:
-                url = claim.result_url or self._resume(claim.task_id, deadline, run)
-                return (
-                    self._download(fingerprint, url, run, claim.task_id),
-                    "resumed",
-                    claim.task_id,
-                )
+                url = claim.result_url or self._resume(task_id, deadline, run)
+                return self._download(fingerprint, url, run, task_id), "resumed", task_id
             except (TaskFailedError, ResultDownloadError) as error:
                 if not _is_gone(error):
                     if isinstance(error, TaskFailedError):
-                        self.journal.forget(fingerprint)
+                        journal.forget(fingerprint)
                     raise
                 # The recorded task or its result expired (24 h): nothing to recover, submit anew.
                 log.info(
                     "Recorded task %s is gone (%s); submitting again.",
-                    claim.task_id,
+                    task_id,
                     error.__class__.__name__,
                 )
-                self.journal.forget(fingerprint)
+                journal.forget(fingerprint)
 
         run.emit("submitting")
         try:

@@ -47,11 +47,19 @@ _NOT_ABOUT_THE_TASK = frozenset({"auth", "credits", "rate_limit"})
 
 
 class Upload(Protocol):
-    """What `submit` needs of an upload (codec.EncodedImage has these)."""
+    """What `submit` needs of an upload (codec.EncodedImage, a frozen dataclass, has these).
 
-    data: bytes
-    mime_type: str
-    filename: str
+    Read-only properties, so immutable objects satisfy it: `submit` never assigns to an upload.
+    """
+
+    @property
+    def data(self) -> bytes: ...
+
+    @property
+    def mime_type(self) -> str: ...
+
+    @property
+    def filename(self) -> str: ...
 
 
 def _positive(value: object) -> bool:

@@ -205,7 +205,8 @@ class Transport:
                 headers={KEY_HEADER: self._api_key.reveal()},
                 timeout=timeout,
                 allow_redirects=False,
-                proxies=proxies_for(url),
+                # None values mean "no proxy" to requests (sessions.merge_setting); its annotations omit them.
+                proxies=proxies_for(url),  # type: ignore[arg-type]
             )
         except rex.RequestException as exc:
             log.debug(

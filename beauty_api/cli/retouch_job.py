@@ -71,12 +71,12 @@ def parse_params(args: argparse.Namespace) -> tuple[BeautyParams | None, list[st
     problems = []
     for name, value in values.items():
         try:
-            BeautyParams(**{name: value})
+            BeautyParams.from_mapping({name: value})
         except InvalidParameterError as error:
             problems.append(_flag_message(error))
     if problems:
         return None, problems
-    return BeautyParams(**values), []
+    return BeautyParams.from_mapping(values), []
 
 
 def _parse_seconds(option: str, text: str, example: str) -> tuple[float, str | None]:

@@ -42,7 +42,7 @@ def _avg_filter(rgb: np.ndarray, previous: np.ndarray | None = None) -> np.ndarr
 def _deflate_part(part: np.ndarray, last: bool) -> bytes:
     """Raw deflate (Z_RLE) of one part; non-final parts end byte-aligned with a sync flush."""
     compressor = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zlib.Z_RLE)
-    body = compressor.compress(memoryview(part).cast("B"))
+    body = compressor.compress(part.data.cast("B"))
     return body + compressor.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 
 
@@ -71,7 +71,7 @@ def _png_idat(rgb: np.ndarray) -> bytes:
         results = [_filter_and_deflate(rgb, *b) for b in bounds]
     checksum = 1
     for filtered, _ in results:
-        checksum = zlib.adler32(memoryview(filtered).cast("B"), checksum)
+        checksum = zlib.adler32(filtered.data.cast("B"), checksum)
     return b"\x78\x01" + b"".join(body for _, body in results) + struct.pack(">I", checksum)
 
 
