@@ -85,8 +85,9 @@ def resolve_filter(value: Any) -> int | None:
         by_name = _FILTER_BY_KEY.get(text.casefold())
         if by_name is not None:
             return by_name
-        close = difflib.get_close_matches(text.casefold(), list(_FILTER_BY_KEY), n=3, cutoff=0.5)
-        hint = ", ".join(repr(filter_name(_FILTER_BY_KEY[key])) for key in close)
+        hint = ", ".join(
+            repr(filter_name(_FILTER_BY_KEY[key])) for key in _close_filter_keys(text.casefold())
+        )
         suggestion = f" Did you mean {hint}?" if hint else ""
         raise InvalidParameterError(
             f"filter_type: unknown filter {value!r}.{suggestion} "
@@ -96,6 +97,16 @@ def resolve_filter(value: Any) -> int | None:
         f"filter_type: {value!r} ({type(value).__name__}) is not a filter; "
         "give a number 1..35, a filter name, or 'none'."
     )
+
+
+def _close_filter_keys(typed: str) -> list[str]:
+    """Filter names worth suggesting for an unknown one: names it starts (e.g. "soft" ->
+    Soft Light) and near-typos ("sakrua"); nothing for an unrelated word ("vintage")."""
+    keys = list(_FILTER_BY_KEY)
+    squeezed = typed.replace(" ", "")
+    starts = [key for key in keys if len(squeezed) >= 3 and key.replace(" ", "").startswith(squeezed)]
+    typos = difflib.get_close_matches(typed, keys, n=3, cutoff=0.75)
+    return list(dict.fromkeys(starts + typos))[:3]
 
 
 def _check_slider(name: str, value: Any) -> int:
