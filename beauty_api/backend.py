@@ -14,6 +14,7 @@ implements; the batch layer, the CLI and the ComfyUI nodes only talk to it.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -28,14 +29,17 @@ from .errors import (
     ApiError,
     ImageError,
     InvalidParameterError,
+    ProtocolError,
     ResultDownloadError,
     ResultExpired,
     TaskFailedError,
 )
 from .fingerprint import request_fingerprint
 from .journal import new_owner
+from .network_failures import failure_reason
 from .params import BeautyParams
 from .result_cache import NullCache, ResultCache
+from .retry_policy import RetryEvent
 from .storage_paths import open_journal, open_result_cache, state_dir
 
 if TYPE_CHECKING:
@@ -74,14 +78,25 @@ class RetryNotice:
     max_attempts: int
     reason: str  # one line, never a secret: "connection refused", "HTTP 503", "rate limited (429)"
     next_try_s: float  # seconds until the next attempt
+    operation: str = ""  # what failed: "submit", "status check", "result download", ...
+
+
+@dataclass(frozen=True)
+class ResizeNotice:
+    """The upload was made smaller than the source to fit the API's limits (said once per image)."""
+
+    source_size: tuple[int, int]  # (width, height) of the input
+    sent_size: tuple[int, int]  # what was uploaded
+    scaled_back: bool  # True: the result is resized back to source_size (False with keep_returned_size)
 
 
 @dataclass(frozen=True)
 class Progress:
     """One step of one image, for progress displays. Sent from worker threads.
 
-    Stages: encoding, cached, resumed, submitting, queued, processing, retrying, downloading,
-    done, failed, not_sent. `retry` is set with stage "retrying"; `expected` (seconds) is the
+    Stages: encoding, resized, cached, resumed, submitting, queued, processing, retrying,
+    downloading, done, failed, not_sent. `retry` is set with stage "retrying", `resize` with
+    stage "resized" (sent once, after encoding, when the upload is smaller than the input); `expected` (seconds) is the
     processing time the poller expects for this task, when it has an estimate; `reason` is the
     one-line cause with stage "failed" or "not_sent".
     """
@@ -93,6 +108,7 @@ class Progress:
     retry: RetryNotice | None = None
     expected: float | None = None
     reason: str | None = None
+    resize: ResizeNotice | None = None
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -186,6 +202,9 @@ class ApiBackend:
         run = _Run(self, index, started, on_progress, check_cancel, limiter)
         run.emit("encoding")
         upload = encode_for_upload(source)
+        if upload.resized:
+            notice = ResizeNotice(upload.source_size, upload.size, not options.keep_returned_size)
+            run.send(Progress(index, "resized", None, run.elapsed(), resize=notice))
         fields = self.client.form_fields(params, options.mode)
         fingerprint = request_fingerprint(self.client.ENDPOINT, options.mode, fields, upload.data)
 
@@ -310,7 +329,9 @@ class ApiBackend:
             self.journal.record_result_url(fingerprint, url)
         run.emit("downloading", task_id)
         # The task is paid for by now: its download gets a full deadline of its own.
-        return self.client.download(url, deadline=self.client.new_deadline(), check_cancel=run.check_cancel)
+        return self.client.download(
+            url, deadline=self.client.new_deadline(), check_cancel=run.check_cancel, on_retry=run.on_retry
+        )
 
     def _keep(
         self,
@@ -340,6 +361,25 @@ class ApiBackend:
 
 
 _STAGE_BY_STATUS = {0: "queued", 1: "processing", 2: "downloading"}
+
+
+def retry_reason(error: BaseException) -> str:
+    """Why an attempt failed, in a few words and without secrets: "HTTP 503 AI_SERVICE_TIMEOUT",
+    "rate limited, HTTP 429 EXCEEDING_LIMITS", "connection refused", "read timeout"..."""
+    if isinstance(error, ApiError):
+        status = " ".join(part for part in (f"HTTP {error.http_status}", error.code) if part)
+        return f"rate limited, {status}" if error.code in RATE_LIMIT_CODES else status
+    if isinstance(error, ProtocolError):
+        return "unreadable answer"
+    answered = re.search(r"\bHTTP (\d{3})\b", str(error))
+    if answered is not None and error.__cause__ is None:  # e.g. the result host answered 503
+        return f"HTTP {answered.group(1)}"
+    return failure_reason(error)
+
+
+def _operation_name(operation: str) -> str:
+    """The transport's operation, as a display names it ("query of task <id>" -> "status check")."""
+    return "status check" if operation.startswith("query of task") else operation
 
 
 def _is_gone(error: BaseException) -> bool:
@@ -372,17 +412,31 @@ class _Run:
         return self.backend.clock.monotonic() - self.started
 
     def emit(self, stage: str, task_id: str | None = None) -> None:
+        self.send(Progress(self.index, stage, task_id, self.elapsed()))
+
+    def send(self, progress: Progress) -> None:
         if self.on_progress is not None:
-            self.on_progress(Progress(self.index, stage, task_id, self.elapsed()))
+            self.on_progress(progress)
 
     def in_flight(self) -> AbstractContextManager[None]:
         """Hold one of the limiter's slots (waiting, cancellably, for one to free up)."""
         return nullcontext() if self.limiter is None else self.limiter.slot(self.check_cancel)
 
-    def on_retry(self, error: BaseException, delay: float) -> None:
-        """Called by the transport before each backoff: tell the limiter when the API says slow down."""
-        if self.limiter is not None and isinstance(error, ApiError) and error.code in RATE_LIMIT_CODES:
-            self.limiter.on_rate_limited(delay)
+    def on_retry(self, event: RetryEvent) -> None:
+        """Called by the transport before each backoff: tell the limiter when the API says slow
+        down, and the display what failed and when the next try is."""
+        error = event.error
+        rate_limited = isinstance(error, ApiError) and error.code in RATE_LIMIT_CODES
+        if self.limiter is not None and rate_limited:
+            self.limiter.on_rate_limited(event.delay)
+        notice = RetryNotice(
+            event.attempt,
+            event.max_attempts,
+            retry_reason(error),
+            event.delay,
+            _operation_name(event.operation),
+        )
+        self.send(Progress(self.index, "retrying", None, self.elapsed(), retry=notice))
 
     def outcome(self, image: np.ndarray, origin: str, task_id: str | None, credits: int) -> RetouchOutcome:
         return RetouchOutcome(image, origin, task_id, self.elapsed(), credits)

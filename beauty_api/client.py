@@ -320,6 +320,7 @@ class FaceBeautyClient:
         *,
         deadline: Deadline | None = None,
         check_cancel: CancelCheck | None = None,
+        on_retry: RetryHook | None = None,
     ) -> bytes:
         """The result file's bytes (never sent with the API key), at most `settings.max_download_bytes`."""
         return self.transport.download(
@@ -327,6 +328,7 @@ class FaceBeautyClient:
             deadline=deadline if deadline is not None else self.new_deadline(),
             max_bytes=self.settings.max_download_bytes,
             check_cancel=check_cancel,
+            on_retry=on_retry,
         )
 
 
