@@ -84,6 +84,7 @@ def test_installed_command_runs_from_another_folder(wheel: Path, tmp_path: Path)
     where = _run([str(python), "-c", "import beauty_api; print(beauty_api.__file__)"], cwd=elsewhere)
     assert Path(where.stdout.strip()).is_relative_to(venv)
 
+    assert _run([str(command), "--help"], cwd=elsewhere).stdout.startswith("usage: face-beauty ")
     listing = _run([str(command), "filters"], cwd=elsewhere).stdout.splitlines()
     assert listing[0].split() == ["0", "none"] and listing[-1].split(maxsplit=1) == ["35", "Misty Rain"]
 

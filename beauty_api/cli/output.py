@@ -10,7 +10,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-PROG = "python -m beauty_api"
+# How the user ran us, for usage lines: the installed command, or the module from the pack's folder.
+PROG = "face-beauty" if os.path.basename(sys.argv[0]).startswith("face-beauty") else "python -m beauty_api"
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
