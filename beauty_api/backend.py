@@ -14,8 +14,6 @@ implements; the batch layer, the CLI and the ComfyUI nodes only talk to it.
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,15 +27,21 @@ from .errors import (
     ApiError,
     ImageError,
     InvalidParameterError,
-    ProtocolError,
     ResultDownloadError,
     ResultExpired,
     TaskFailedError,
 )
 from .fingerprint import request_fingerprint
 from .journal import new_owner
-from .network_failures import failure_reason
 from .params import BeautyParams
+from .progress_events import (
+    Progress,
+    ProgressCallback,
+    ResizeNotice,
+    RetryNotice,
+    operation_name,
+    retry_reason,
+)
 from .result_cache import NullCache, ResultCache
 from .retry_policy import RetryEvent
 from .storage_paths import open_journal, open_result_cache, state_dir
@@ -68,50 +72,6 @@ class RetouchOptions:
 
 
 DEFAULT_OPTIONS = RetouchOptions()
-
-
-@dataclass(frozen=True)
-class RetryNotice:
-    """A failed attempt that will be tried again, so displays are not silent while retrying."""
-
-    attempt: int  # the attempt that just failed, counted from 1
-    max_attempts: int
-    reason: str  # one line, never a secret: "connection refused", "HTTP 503", "rate limited (429)"
-    next_try_s: float  # seconds until the next attempt
-    operation: str = ""  # what failed: "submit", "status check", "result download", ...
-
-
-@dataclass(frozen=True)
-class ResizeNotice:
-    """The upload was made smaller than the source to fit the API's limits (said once per image)."""
-
-    source_size: tuple[int, int]  # (width, height) of the input
-    sent_size: tuple[int, int]  # what was uploaded
-    scaled_back: bool  # True: the result is resized back to source_size (False with keep_returned_size)
-
-
-@dataclass(frozen=True)
-class Progress:
-    """One step of one image, for progress displays. Sent from worker threads.
-
-    Stages: encoding, resized, cached, resumed, submitting, queued, processing, retrying,
-    downloading, done, failed, not_sent. `retry` is set with stage "retrying", `resize` with
-    stage "resized" (sent once, after encoding, when the upload is smaller than the input); `expected` (seconds) is the
-    processing time the poller expects for this task, when it has an estimate; `reason` is the
-    one-line cause with stage "failed" or "not_sent".
-    """
-
-    index: int
-    stage: str
-    task_id: str | None
-    elapsed: float
-    retry: RetryNotice | None = None
-    expected: float | None = None
-    reason: str | None = None
-    resize: ResizeNotice | None = None
-
-
-ProgressCallback = Callable[[Progress], None]
 
 
 @dataclass(frozen=True)
@@ -363,25 +323,6 @@ class ApiBackend:
 _STAGE_BY_STATUS = {0: "queued", 1: "processing", 2: "downloading"}
 
 
-def retry_reason(error: BaseException) -> str:
-    """Why an attempt failed, in a few words and without secrets: "HTTP 503 AI_SERVICE_TIMEOUT",
-    "rate limited, HTTP 429 EXCEEDING_LIMITS", "connection refused", "read timeout"..."""
-    if isinstance(error, ApiError):
-        status = " ".join(part for part in (f"HTTP {error.http_status}", error.code) if part)
-        return f"rate limited, {status}" if error.code in RATE_LIMIT_CODES else status
-    if isinstance(error, ProtocolError):
-        return "unreadable answer"
-    answered = re.search(r"\bHTTP (\d{3})\b", str(error))
-    if answered is not None and error.__cause__ is None:  # e.g. the result host answered 503
-        return f"HTTP {answered.group(1)}"
-    return failure_reason(error)
-
-
-def _operation_name(operation: str) -> str:
-    """The transport's operation, as a display names it ("query of task <id>" -> "status check")."""
-    return "status check" if operation.startswith("query of task") else operation
-
-
 def _is_gone(error: BaseException) -> bool:
     """True when a recorded task or its result no longer exists remotely (expired after 24 h)."""
     if isinstance(error, ResultExpired):
@@ -434,7 +375,7 @@ class _Run:
             event.max_attempts,
             retry_reason(error),
             event.delay,
-            _operation_name(event.operation),
+            operation_name(event.operation),
         )
         self.send(Progress(self.index, "retrying", None, self.elapsed(), retry=notice))
 
