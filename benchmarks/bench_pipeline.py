@@ -8,8 +8,9 @@ The real client, ApiBackend and retouch_batch run against it, with the task jour
 temporary state dir and the result cache off (except for the cache-hit row). Uploads are the
 bundled 512x512 portrait, one pixel changed per image so that every request is a new one.
 
-Polling: the client polls the emulator at T/8 growing x1.5 up to T/2 (0.25 s .. 1.0 s for T=2),
-so the time measured is the pipeline's, not the poll interval's. The default schedule
+Polling: the client polls the emulator every T/20 (0.1 s for T=2; see fast_settings), so a
+finished task is seen at most T/20 late and the time measured is the pipeline's, not the poll
+interval's. The default schedule
 (1 s growing x1.5 up to the documented 5 s) is measured too, for one image: it is what a real
 run sees, where the poll interval dominates.
 
