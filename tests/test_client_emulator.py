@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from beauty_api.client import ClientSettings, FaceBeautyClient
+from beauty_api.clock import FakeClock
 from beauty_api.errors import (
     ApiError,
     ResultExpired,
@@ -118,12 +119,21 @@ def test_every_result_shape(make_emulator, upload, result_location, status_locat
 
 
 def test_queued_then_processing_then_done(make_emulator, upload):
-    emu = make_emulator(queued_seconds=0.05, processing_seconds=0.05)
-    client = client_for(emu)
+    # The emulator's time moves only when the client has seen a state, so each poll sees exactly
+    # the next state whatever the scheduling or the poll schedule; the client sleeps on its own
+    # FakeClock, so nothing waits real seconds.
+    emulator_time = FakeClock()
+    emu = make_emulator(queued_seconds=5, processing_seconds=5, time_source=emulator_time.monotonic)
+    client = FaceBeautyClient(KEY, emu.base_url, settings=FAST, clock=FakeClock())
     states = []
+
+    def seen(state) -> None:
+        states.append(state.status)
+        emulator_time.advance(5)
+
     receipt = client.submit(upload, BeautyParams())
-    client.wait(receipt.task_id, on_state=lambda s: states.append(s.status))
-    assert states[0] == 0 and states[-1] == 2 and 1 in states
+    client.wait(receipt.task_id, on_state=seen)
+    assert states == [0, 1, 2]
 
 
 @pytest.mark.parametrize("encoding", ["base64", "data_uri"])
