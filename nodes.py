@@ -317,7 +317,7 @@ async def _run(
     (<= 0.25 s) in the background, and their tasks stay in the journal for a re-run to resume.
     """
     watch = comfy_bridge.InterruptWatch()
-    display = _ProgressDisplay(total=int(image.shape[0]), node_id=node_id)
+    display = _ProgressDisplay(total=_batch_size(image), node_id=node_id)
     _publish(display, watch)  # shows "0/N done" at once, and sees a Cancel pressed before we started
     watch.raise_if_tripped()
     work = asyncio.ensure_future(asyncio.to_thread(_retouch_blocking, image, params, options, display, watch))
@@ -385,15 +385,28 @@ def _retouch_blocking(
     return output, report
 
 
+def _batch_size(image: Any) -> int:
+    """How many images an IMAGE input holds: a 3-D `[H,W,C]` tensor is one image, not H."""
+    return 1 if len(image.shape) <= 3 else int(image.shape[0])
+
+
 def _assemble(image: Any, sources: Sequence[codec.SourceImage], result: BatchResult) -> Any:
-    """One IMAGE tensor in input order; failed images (pass through) are the input, unchanged."""
+    """One IMAGE tensor in input order; failed images (pass through) are the input, unchanged.
+
+    A failed image is the decoded source (already scaled to 0..1 like the rest); only a float
+    input is copied back as is, so its exact values survive. An integer tensor (uint8 0..255)
+    is never cast without scaling, and a 3-D `[H,W,C]` input is one image, not H rows.
+    """
     arrays = [
         outcome.image if outcome is not None else codec.attach_alpha(source.rgb, source.alpha)
         for source, outcome in zip(sources, result.outcomes, strict=True)
     ]
     output = codec.to_comfy_tensor(arrays)
+    batch = image if len(image.shape) > 3 else image.unsqueeze(0)
+    if not batch.is_floating_point():
+        return output
     for failure in result.failures:
-        original = image[failure.index]
+        original = batch[failure.index]
         if tuple(original.shape) == tuple(output.shape[1:]):
             output[failure.index] = original.to(device=output.device, dtype=output.dtype)
     return output

@@ -543,3 +543,22 @@ def test_interrupt_watch_is_sticky_across_threads(bridge: types.ModuleType, comf
     thread.start()
     thread.join()
     assert len(errors) == 1 and isinstance(errors[0], comfy.InterruptProcessingException)  # ...we did not
+
+
+@pytest.mark.parametrize("layout", ["uint8 [B,H,W,C]", "float [H,W,C]"])
+def test_pass_through_keeps_brightness_and_batch_size_of_any_layout(
+    api: Any, nodes: types.ModuleType, comfy: FakeComfy, layout: str
+) -> None:
+    """A uint8 tensor is 0..255, not 0..1 (no 255x brightening); `[H,W,C]` is one image, not H."""
+    api.faults.fail_tasks(1, code="ERROR_NO_FACE_IN_FILE")
+    image = portraits(1)
+    expected = image.clone()
+    image = (image * 255).round().to(torch.uint8) if layout.startswith("uint8") else image[0]
+    options = nodes.FaceBeautyRunOptions(on_failure="pass through")
+
+    output, _ = run_node(nodes.FaceBeautyPro(), image, RETOUCH, options=options, unique_id="5")
+
+    assert output.shape == expected.shape and output.dtype == torch.float32
+    assert torch.allclose(output, expected, atol=1 / 255)
+    (bar,) = comfy.bars
+    assert bar.total == 1 and bar.updates[-1] == (1, 1)
