@@ -229,6 +229,8 @@ class FaceBeautyClient:
             safe_to_retry=False,
             check_cancel=check_cancel,
             on_retry=on_retry,
+            # A sync answer comes only when processing is over: wait as long as the user's timeout.
+            read_timeout=self.settings.timeout if mode == "sync" else None,
         )
 
     # -- polling ------------------------------------------------------------------------------

@@ -121,11 +121,14 @@ class Transport:
         check_cancel: CancelCheck | None = None,
         on_retry: RetryHook | None = None,
         read_answer: AnswerReader | None = None,
+        read_timeout: float | None = None,
     ) -> dict[str, Any]:
         """One API request with retries; returns the JSON object of the successful answer.
 
         `files` values must be bytes-based tuples, so every attempt rebuilds the multipart body.
         `read_answer` replaces protocol.check_answer (the task query uses check_query_answer).
+        `read_timeout` replaces the transport's own for this call (a sync retouch answers only
+        when processing is over, so it waits as long as the user's timeout allows).
         """
         if read_answer is None:
 
@@ -133,10 +136,11 @@ class Transport:
                 return check_answer(status, body, operation=operation)
 
         url = self.base_url + path
+        read_limit = self.read_timeout if read_timeout is None else read_timeout
         min_time = (
             MIN_ATTEMPT_SECONDS
             if safe_to_retry
-            else max(MIN_ATTEMPT_SECONDS, min(self.read_timeout, MIN_SUBMIT_SECONDS))
+            else max(MIN_ATTEMPT_SECONDS, min(read_limit, MIN_SUBMIT_SECONDS))
         )
         return self.retrying(
             lambda timeout, attempt: self._attempt(
@@ -147,6 +151,7 @@ class Transport:
             min_time=min_time,
             check_cancel=check_cancel,
             on_retry=on_retry,
+            read_timeout=read_limit,
         )
 
     def retrying(
@@ -158,16 +163,17 @@ class Transport:
         min_time: float,
         check_cancel: CancelCheck | None,
         on_retry: RetryHook | None,
+        read_timeout: float | None = None,
     ) -> T:
         """The one retry loop: attempt, and on a retryable failure back off, inside the deadline.
 
         `attempt_once(timeout, attempt)` returns its result, returns a RetryableFailure worth retrying,
-        or raises what is final.
+        or raises what is final. `read_timeout` (default: the transport's) is clipped by the deadline.
         """
         last: BaseException | None = None
         for attempt in range(1, self.retry.max_attempts + 1):
             _check(check_cancel)
-            timeout = self._timeout(deadline, min_time)
+            timeout = self._timeout(deadline, min_time, read_timeout)
             if timeout is None:
                 raise last if last is not None else _no_time(operation, deadline)
             outcome = attempt_once(timeout, attempt)
@@ -294,12 +300,15 @@ class Transport:
 
     # -- timing -------------------------------------------------------------------------------
 
-    def _timeout(self, deadline: Deadline, min_time: float) -> tuple[float, float] | None:
+    def _timeout(
+        self, deadline: Deadline, min_time: float, read_timeout: float | None = None
+    ) -> tuple[float, float] | None:
         """(connect, read) timeouts inside the deadline, or None when too little time is left."""
         remaining = deadline.remaining()
         if remaining < min_time:
             return None
-        return min(self.connect_timeout, remaining), min(self.read_timeout, remaining)
+        read = self.read_timeout if read_timeout is None else read_timeout
+        return min(self.connect_timeout, remaining), min(read, remaining)
 
     def _next_delay(
         self, attempt: int, retry_after: float | None, deadline: Deadline, min_time: float
