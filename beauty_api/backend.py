@@ -187,7 +187,9 @@ class ApiBackend:
         run.emit("encoding")
         upload = encode_for_upload(source)
         fields = self.client.form_fields(params, options.mode)
-        fingerprint = request_fingerprint(self.client.ENDPOINT, options.mode, fields, upload.data)
+        fingerprint = request_fingerprint(
+            self.client.ENDPOINT, options.mode, fields, upload.data, base_url=self.client.base_url
+        )
 
         if options.use_cache:
             cached = self.cache.get(fingerprint)

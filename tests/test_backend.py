@@ -51,6 +51,23 @@ def test_cache_survives_a_new_backend_like_a_restart(emulator, state, photo) -> 
     assert again.origin == "cached" and emulator.stats.tasks_created == 1
 
 
+@pytest.mark.parametrize("cache", [True, False])
+def test_a_result_from_one_api_address_is_never_served_for_another(
+    make_emulator, state, photo, cache
+) -> None:
+    # E.g. the emulator first, then the real API: neither the cache nor the journal may answer
+    # the second address with the first one's result or task.
+    first, second = make_emulator(), make_emulator()
+    make_backend(first.base_url, state, cache=cache).retouch(photo, BeautyParams())
+    other = make_backend(second.base_url, state, cache=cache).retouch(photo, BeautyParams())
+    assert (other.origin, other.credits_spent) == ("new", 15)
+    assert second.stats.tasks_created == 1
+    # The same address spelled differently is the same address.
+    again = make_backend(second.base_url.upper() + "/", state, cache=cache).retouch(photo, BeautyParams())
+    assert again.origin == ("cached" if cache else "resumed")
+    assert second.stats.tasks_created == 1
+
+
 def test_with_the_cache_off_a_rerun_resumes_the_recorded_task_instead_of_paying(
     emulator, state, photo
 ) -> None:
