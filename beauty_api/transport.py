@@ -201,6 +201,7 @@ class Transport:
     ) -> dict[str, Any] | RetryableFailure:
         """Send once: the answer's JSON, or a retryable failure; anything final is raised."""
         started = self.clock.monotonic()
+        failure: rex.RequestException | None = None
         try:
             response = self.session.request(
                 method,
@@ -214,10 +215,19 @@ class Transport:
                 proxies=proxies_for(url),
             )
         except rex.RequestException as exc:
+            failure = exc  # handled outside this block, so nothing raised below has it as __context__
+        if failure is not None:
+            # A requests exception holds the sent headers (the key) in `.request.headers`, and its
+            # chain holds http.client frames whose locals are the raw request: it never becomes
+            # part of an exception that leaves this package (no __cause__, no __context__, no local).
             log.debug(
-                "%s %s failed: %s (attempt %d)", method, describe_url(url), failure_reason(exc), attempt
+                "%s %s failed: %s (attempt %d)", method, describe_url(url), failure_reason(failure), attempt
             )
-            return RetryableFailure(self._network_failure(exc, operation, attempt, safe_to_retry))
+            error, final = self._network_failure(failure, operation, attempt, safe_to_retry)
+            failure = None
+            if final:
+                raise error
+            return RetryableFailure(error)
         log.debug(
             "%s %s -> HTTP %d (attempt %d, %.2f s)",
             method,
@@ -244,26 +254,26 @@ class Transport:
 
     def _network_failure(
         self, exc: rex.RequestException, operation: str, attempt: int, safe_to_retry: bool
-    ) -> TransportError:
-        """The error for a request that got no answer; raised here when it must not be retried."""
+    ) -> tuple[TransportError, bool]:
+        """The error for a request that got no answer, and whether it is final (not to be retried).
+
+        Built from secret-free facts about `exc` only; the caller raises it after dropping `exc`.
+        """
         reason = failure_reason(exc)
         if not safe_to_retry and not never_sent(exc):
-            raise self._unknown_outcome(operation, reason) from exc
+            return self._unknown_outcome(operation, reason), True
         if is_certificate_error(exc):
-            raise TransportError(
+            return TransportError(
                 f"The Face Beauty Pro API at {self.host} presented a TLS certificate this machine does not "
                 "trust. If a company proxy inspects HTTPS, point REQUESTS_CA_BUNDLE at its CA certificate; "
                 f"otherwise check {ENV_BASE_URL} (now {self.base_url})."
-            ) from exc
+            ), True
         error = TransportError(
             f"Could not reach the Face Beauty Pro API at {self.host} for the {operation} ({reason}; attempt "
             f"{attempt} of {self.retry.max_attempts}). Check the network connection and any proxy "
             f"(HTTPS_PROXY / NO_PROXY), and {ENV_BASE_URL} (now {self.base_url})."
         )
-        error.__cause__ = exc
-        if not is_retryable_failure(exc):
-            raise error
-        return error
+        return error, not is_retryable_failure(exc)
 
     def _unknown_outcome(self, operation: str, reason: str) -> SubmitOutcomeUnknown:
         return SubmitOutcomeUnknown(
