@@ -8,7 +8,7 @@ consecutive successes), so the limit settles just under what the account allows.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -18,6 +18,14 @@ from .errors import InvalidParameterError
 
 DEFAULT_COOLDOWN = 1.0
 _HISTORY_CAP = 1000
+
+
+class LimiterClosed(Exception):
+    """No new task may start: a task failed with an error every other task would get too.
+
+    Raised by `slot()`; `args[0]` is that error. Not a BeautyError: the batch reports the
+    images concerned as "not sent", not as failures of their own.
+    """
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,7 @@ class AdaptiveLimiter:
         grow_after: int = 4,
         clock: Clock | None = None,
         cooldown: float = DEFAULT_COOLDOWN,
+        close_on: Callable[[BaseException], bool] | None = None,
     ) -> None:
         if isinstance(maximum, bool) or not isinstance(maximum, int) or maximum < 1:
             raise InvalidParameterError(
@@ -60,6 +69,8 @@ class AdaptiveLimiter:
         self._in_flight = 0
         self._streak = 0
         self._last_cut: float | None = None
+        self._close_on = close_on
+        self._closed_by: BaseException | None = None
         self._changes = [LimitChange(self._clock.monotonic(), maximum, "start")]
 
     @property
@@ -72,6 +83,12 @@ class AdaptiveLimiter:
             return self._limit
 
     @property
+    def closed_by(self) -> BaseException | None:
+        """The error that closed the limiter, or None while tasks may still start."""
+        with self._cond:
+            return self._closed_by
+
+    @property
     def in_flight(self) -> int:
         with self._cond:
             return self._in_flight
@@ -82,16 +99,26 @@ class AdaptiveLimiter:
 
         While blocked, the cancel hook is called at least every 0.25 s: whatever it raises
         propagates, a truthy answer raises RetouchCancelled. Nothing is held when it raises.
+        A body that fails with an error `close_on` accepts closes the limiter before its slot
+        is freed, so no waiting task starts after it: they all get LimiterClosed.
         """
         while True:
             _clock.check_cancel(check_cancel)
             with self._cond:
+                if self._closed_by is not None:
+                    raise LimiterClosed(self._closed_by)
                 if self._in_flight < self._limit:
                     self._in_flight += 1
                     break
                 self._cond.wait(CANCEL_CHECK_INTERVAL)
         try:
             yield
+        except BaseException as error:
+            if self._close_on is not None and self._close_on(error):
+                with self._cond:
+                    if self._closed_by is None:
+                        self._closed_by = error
+            raise
         finally:
             with self._cond:
                 self._in_flight -= 1

@@ -158,6 +158,28 @@ def test_a_failing_image_is_reported_the_others_are_written_and_a_rerun_pays_not
     assert (after.tasks_created, after.credits_billed) == (before.tasks_created, before.credits_billed)
 
 
+def test_a_refused_key_stops_the_batch_and_is_said_once(emulator, tmp_path, sample_rgb):
+    sources = write_portraits(tmp_path / "in", sample_rgb, [f"p{n}.png" for n in range(8)])
+
+    done = run_cli(
+        "retouch",
+        *map(str, sources),
+        "-o",
+        str(tmp_path / "out"),
+        "--concurrency",
+        "1",
+        env=cli_env(tmp_path, emulator, key="not-the-emulator-key"),
+    )
+
+    assert done.returncode == 1
+    (line,) = error_lines(done.stderr)
+    assert "ERROR_USER_NOT_EXISTS" in line and "AILAB_API_KEY" in line
+    assert sum("ERROR_USER_NOT_EXISTS" in text for text in done.stderr.splitlines()) == 1
+    assert "not sent: images " in done.stderr and "nothing was paid" in done.stderr
+    assert "1 failed, 7 not sent; 0 credits spent" in done.stderr
+    assert emulator.stats.submits_received == 1
+
+
 @pytest.mark.parametrize(
     ("option", "value"),
     [("--enlarge-eye", "101"), ("--filter", "sakkura")],

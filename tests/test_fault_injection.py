@@ -24,6 +24,7 @@ from beauty_api.batch import retouch_batch
 from beauty_api.client import ClientSettings
 from beauty_api.clock import FakeClock
 from beauty_api.errors import (
+    BatchFailed,
     DeadlineExceeded,
     ResultExpired,
     RetouchCancelled,
@@ -123,9 +124,42 @@ def test_a_storm_of_429s_lowers_concurrency_and_every_image_is_paid_once(emulato
 def test_out_of_credits_is_not_retried_and_says_to_top_up(make_emulator, state, images) -> None:
     emulator = make_emulator(credits=0)
     result = retouch_batch(make_backend(emulator.base_url, state), images[:2], PARAMS, concurrency=2)
-    assert [f.code for f in result.failures] == ["ERROR_NOT_ENOUGH_CREDITS"] * 2
-    assert "top up" in str(result.failures[0].error)
-    assert emulator.stats.submits_received == 2
+    refused = [f for f in result.failures if f.code == "ERROR_NOT_ENOUGH_CREDITS"]
+    # Both may have been in flight together; whichever was not is reported "not sent".
+    assert refused and len(refused) + len(result.not_sent) == 2
+    assert "top up" in str(refused[0].error)
+    assert emulator.stats.submits_received == len(refused)  # none retried
+
+
+@pytest.mark.parametrize(
+    ("emulator_options", "code"),
+    [({"credits": 0}, "ERROR_NOT_ENOUGH_CREDITS"), ({"api_key": "another-key"}, "ERROR_USER_NOT_EXISTS")],
+)
+def test_an_account_error_stops_the_batch_at_once_and_is_said_once(
+    make_emulator, state, emulator_options, code
+) -> None:
+    emulator = make_emulator(**emulator_options)
+    images = portraits(sample_portrait(), 20)
+    stages: list[tuple[int, str, str | None]] = []
+    result = retouch_batch(
+        make_backend(emulator.base_url, state),
+        images,
+        PARAMS,
+        concurrency=3,
+        on_progress=lambda p: stages.append((p.index, p.stage, p.reason)),
+    )
+    refused = [f for f in result.failures if f.code == code]
+    # Only the images in flight together (at most `concurrency`) were sent; no image starts after it.
+    assert 1 <= len(refused) <= 3 and emulator.stats.submits_received == len(refused)
+    assert len(result.not_sent) == 20 - len(refused) and len(result.failures) == 20
+    not_sent_stages = [(i, reason) for i, stage, reason in stages if stage == "not_sent"]
+    assert sorted(i for i, _ in not_sent_stages) == result.not_sent
+    assert all(code in reason and "nothing was paid" in reason for _, reason in not_sent_stages)
+    with pytest.raises(BatchFailed) as caught:
+        result.raise_for_failures()
+    message = str(caught.value)
+    assert message.count(code) == 1 + 1  # the API's refusal once, and the not-sent line naming it once
+    assert message.count("not sent") == 1
 
 
 @pytest.mark.parametrize("shape", ["status3", "http_error"])
