@@ -34,6 +34,7 @@ from .errors import (
 )
 from .fingerprint import request_fingerprint
 from .journal import new_owner
+from .journal_claims import HEARTBEAT_SECONDS
 from .params import BeautyParams
 from .result_cache import NullCache, ResultCache
 from .storage_paths import open_journal, open_result_cache, state_dir
@@ -261,7 +262,11 @@ class ApiBackend:
         run.emit("submitting")
         try:
             receipt = self.client.submit(
-                upload, params, deadline=deadline, check_cancel=run.check_cancel, on_retry=run.on_retry
+                upload,
+                params,
+                deadline=deadline,
+                check_cancel=self._keeping_claim_alive(fingerprint, run.check_cancel),
+                on_retry=run.on_retry,
             )
         except BaseException:
             if self.journal is not None:
@@ -277,6 +282,28 @@ class ApiBackend:
                 self.journal.forget(fingerprint, task_id=receipt.task_id)
             raise
         return self._download(fingerprint, url, run, receipt.task_id), "new", receipt.task_id
+
+    def _keeping_claim_alive(self, fingerprint: str, check_cancel: CancelCheck | None) -> CancelCheck | None:
+        """The cancel hook for a submit, which also keeps our journal claim alive while it retries.
+
+        The transport calls the hook at least every 0.25 s while it waits (backoff, Retry-After),
+        so the claim's time moves on every HEARTBEAT_SECONDS and no other process takes over a
+        submit that is still alive, however long it takes (issue: 'never pay twice').
+        """
+        journal = self.journal
+        if journal is None:
+            return check_cancel
+        last_beat = self.clock.monotonic()
+
+        def check() -> object:
+            nonlocal last_beat
+            now = self.clock.monotonic()
+            if now - last_beat >= HEARTBEAT_SECONDS:
+                last_beat = now
+                journal.heartbeat(fingerprint, self.owner)
+            return check_cancel() if check_cancel is not None else None
+
+        return check
 
     def _claim(self, fingerprint: str, deadline: Deadline, run: _Run) -> Claim | None:
         """Ask the journal what to do; while another live process is submitting this image, wait."""

@@ -55,6 +55,7 @@ from .network_failures import (
 from .protocol import KEY_HEADER, check_answer
 from .result_download import download_result
 from .retry_policy import (
+    MAX_RETRY_AFTER,
     MIN_ATTEMPT_SECONDS,
     MIN_SUBMIT_SECONDS,
     RetryableFailure,
@@ -334,6 +335,7 @@ class Transport:
         if budget <= 0:
             return None
         if retry_after is not None:
+            retry_after = min(retry_after, MAX_RETRY_AFTER)
             return retry_after if retry_after <= budget else None
         return min(self.retry.backoff(attempt, self.rng), budget)
 

@@ -17,11 +17,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import FAST, make_backend, portraits, sample_portrait
+from pipeline_helpers import EMULATOR_KEY, FAST, make_backend, portraits, sample_portrait
 
-from beauty_api.backend import RetouchOptions
+from beauty_api.backend import ApiBackend, RetouchOptions
 from beauty_api.batch import retouch_batch
-from beauty_api.client import ClientSettings
+from beauty_api.client import ClientSettings, FaceBeautyClient
 from beauty_api.clock import FakeClock
 from beauty_api.errors import (
     BatchFailed,
@@ -31,6 +31,7 @@ from beauty_api.errors import (
     SubmitOutcomeUnknown,
     TaskFailedError,
 )
+from beauty_api.journal import CLAIM_TIMEOUT, TaskJournal
 from beauty_api.params import BeautyParams
 from beauty_api.storage_paths import open_journal, state_dir
 
@@ -119,6 +120,34 @@ def test_a_storm_of_429s_lowers_concurrency_and_every_image_is_paid_once(emulato
     assert emulator.stats.submits_received == storm + 4 and emulator.faults.pending() == []
     assert min(result.limit_history) < 4
     assert _cached(backend, images) == 4
+
+
+def test_a_submit_retrying_past_the_claim_timeout_keeps_its_claim_so_nobody_pays_twice(
+    emulator, state
+) -> None:
+    # Two Retry-After: 100 answers keep the submit busy for 200 s, past the 180 s claim timeout. At
+    # 181 s another process claims the same image: it must be told to wait, not to submit.
+    clock = FakeClock(start=1_000_000.0)
+    journal = TaskJournal(state / "journal.sqlite3", time_source=clock.monotonic)
+    settings = ClientSettings(timeout=900, retry=replace(FAST.retry, max_attempts=4))
+    client = FaceBeautyClient(EMULATOR_KEY, emulator.base_url, settings=settings, clock=clock)
+    backend = ApiBackend(client, journal=journal)
+    emulator.faults.rate_limit_submits(2, retry_after=100)
+    started = clock.monotonic()
+    other_process: list[str] = []
+
+    def meanwhile() -> bool:
+        if clock.monotonic() - started >= CLAIM_TIMEOUT + 1 and not other_process:
+            (entry,) = journal.entries()
+            assert entry.state == "submitting"
+            other_process.append(journal.claim(entry.fingerprint, "another-host:4242:x").action)
+        return False
+
+    outcome = backend.retouch(portraits(sample_portrait(), 1)[0], PARAMS, check_cancel=meanwhile)
+
+    assert clock.monotonic() - started >= 200
+    assert other_process == ["wait"]
+    assert outcome.origin == "new" and emulator.stats.tasks_created == 1
 
 
 def test_out_of_credits_is_not_retried_and_says_to_top_up(make_emulator, state, images) -> None:
