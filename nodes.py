@@ -360,22 +360,22 @@ def _retouch_blocking(
     watch: comfy_bridge.InterruptWatch,
 ) -> tuple[Any, str]:
     """The whole job, off the event loop: key check, encode, retouch, assemble, report."""
-    backend = ApiBackend.from_environment(
+    with ApiBackend.from_environment(
         settings=options.client_settings(),
         comfy_user_dir=comfy_bridge.user_directory(),
         use_cache=options.use_cache,
-    )
-    sources = codec.images_from_input(image)
-    result = retouch_batch(
-        backend,
-        sources,
-        params,
-        options=options.retouch_options(),
-        concurrency=options.concurrency,
-        on_progress=display.on_progress,
-        on_item_done=display.on_item_done,
-        check_cancel=watch,
-    )
+    ) as backend:  # closes the HTTP connections when the batch is over (also after a Cancel)
+        sources = codec.images_from_input(image)
+        result = retouch_batch(
+            backend,
+            sources,
+            params,
+            options=options.retouch_options(),
+            concurrency=options.concurrency,
+            on_progress=display.on_progress,
+            on_item_done=display.on_item_done,
+            check_cancel=watch,
+        )
     display.finish(result)
     if options.on_failure == "fail":
         result.raise_for_failures()

@@ -143,6 +143,16 @@ class ApiBackend:
         self.clock = clock or client.clock
         self.owner = new_owner()
 
+    def close(self) -> None:
+        """Close the client's HTTP connections; `with ApiBackend.from_environment() as backend:` does it."""
+        self.client.close()
+
+    def __enter__(self) -> ApiBackend:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     @classmethod
     def from_environment(
         cls,

@@ -144,6 +144,16 @@ class FaceBeautyClient:
     def __repr__(self) -> str:
         return f"FaceBeautyClient(base_url={self.base_url!r})"
 
+    def close(self) -> None:
+        """Close the HTTP connections this client opened; `with FaceBeautyClient(...) as client:` does it."""
+        self.transport.close()
+
+    def __enter__(self) -> FaceBeautyClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def new_deadline(self, seconds: float | None = None) -> Deadline:
         """A fresh overall deadline (`settings.timeout` by default) to share across the steps of one retouch."""
         return Deadline(self.clock, self.settings.timeout if seconds is None else seconds)

@@ -94,6 +94,7 @@ class Transport:
             raise TypeError("Transport needs a config.ApiKey (resolve_api_key() makes one)")
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
+        self._owns_session = session is None
         self.session = session if session is not None else _default_session()
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
@@ -105,6 +106,11 @@ class Transport:
 
     def __repr__(self) -> str:
         return f"Transport(base_url={self.base_url!r})"
+
+    def close(self) -> None:
+        """Close the connection pool, if this transport made it (a session passed in is the caller's)."""
+        if self._owns_session:
+            self.session.close()
 
     # -- API calls ----------------------------------------------------------------------------
 

@@ -528,3 +528,15 @@ def test_the_key_is_in_no_error_and_no_log(rsps, clock, caplog, register):
         assert SECRET not in text
     for record in caplog.records:
         assert SECRET not in record.getMessage()
+
+
+def test_the_client_closes_the_session_it_made_but_never_one_it_was_given(clock):
+    with FaceBeautyClient(SECRET, BASE, clock=clock) as client:
+        own = client.transport.session
+        own.close = lambda: setattr(own, "was_closed", True)  # type: ignore[method-assign]
+    assert getattr(own, "was_closed", False)
+    given = requests.Session()
+    given.close = lambda: setattr(given, "was_closed", True)  # type: ignore[method-assign]
+    with FaceBeautyClient(SECRET, BASE, session=given, clock=clock):
+        pass
+    assert not getattr(given, "was_closed", False)

@@ -562,3 +562,28 @@ def test_pass_through_keeps_brightness_and_batch_size_of_any_layout(
     assert torch.allclose(output, expected, atol=1 / 255)
     (bar,) = comfy.bars
     assert bar.total == 1 and bar.updates[-1] == (1, 1)
+
+
+def test_the_node_closes_the_http_session_it_opened(
+    api: Any, nodes: types.ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import requests
+
+    closed: list[requests.Session] = []
+    real_close = requests.Session.close
+
+    def recording_close(self: requests.Session) -> None:
+        closed.append(self)
+        real_close(self)
+
+    monkeypatch.setattr(requests.Session, "close", recording_close)
+    run_node(nodes.FaceBeautyPro(), portraits(1), RETOUCH)
+    assert len(closed) == 1
+
+
+def test_pyproject_declares_the_minimum_comfyui_for_async_nodes() -> None:
+    text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    comfy_table = text.split("[tool.comfy]", 1)[1].split("\n[", 1)[
+        0
+    ]  # tomllib is 3.11+, the pack runs on 3.10
+    assert re.search(r'^requires-comfyui = ">=0\.3\.45"$', comfy_table, re.MULTILINE)
