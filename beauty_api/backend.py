@@ -28,8 +28,6 @@ from .errors import (
     ApiError,
     ImageError,
     InvalidParameterError,
-    ResultDownloadError,
-    ResultExpired,
     TaskFailedError,
 )
 from .fingerprint import request_fingerprint
@@ -37,6 +35,7 @@ from .journal import new_owner
 from .journal_claims import HEARTBEAT_SECONDS
 from .params import BeautyParams
 from .result_cache import NullCache, ResultCache
+from .resume import TaskGone, resume_recorded
 from .storage_paths import open_journal, open_result_cache, state_dir
 
 if TYPE_CHECKING:
@@ -250,24 +249,13 @@ class ApiBackend:
                 break
             run.emit("resumed", claim.task_id)
             try:
-                url = claim.result_url or self._resume(claim.task_id, deadline, run)
-                return (
-                    self._download(fingerprint, url, run, claim.task_id),
-                    "resumed",
-                    claim.task_id,
-                )
-            except (TaskFailedError, ResultDownloadError) as error:
-                if not _is_gone(error):
-                    if isinstance(error, TaskFailedError):
-                        self.journal.forget(fingerprint)
-                    raise
-                # The recorded task or its result expired (24 h): nothing to recover, submit anew.
-                log.info(
-                    "Recorded task %s is gone (%s); submitting again.",
-                    claim.task_id,
-                    error.__class__.__name__,
-                )
-                self.journal.forget(fingerprint)
+                data = resume_recorded(self, fingerprint, claim, deadline, run)
+            except TaskGone as gone:
+                # Its result can no longer be had (expired, or the API no longer knows the task).
+                log.info("Recorded task %s is gone (%s); submitting again.", claim.task_id, gone)
+                self.journal.forget(fingerprint, task_id=claim.task_id)
+                continue
+            return data, "resumed", claim.task_id or ""
 
         run.emit("submitting")
         try:
@@ -327,16 +315,6 @@ class ApiBackend:
             check_cancel=run.check_cancel,
         )
 
-    def _resume(self, task_id: str, deadline: Deadline, run: _Run) -> str:
-        """A recorded task has often finished meanwhile: look once before polling on a schedule."""
-        state = self.client.query(
-            task_id, deadline=deadline, check_cancel=run.check_cancel, on_retry=run.on_retry
-        )
-        if state.done and state.result_url:
-            return state.result_url
-        run.emit(_STAGE_BY_STATUS.get(state.status, "processing"), task_id)
-        return self._wait(task_id, deadline, run)
-
     def _wait(self, task_id: str, deadline: Deadline, run: _Run) -> str:
         return self.client.wait(
             task_id,
@@ -381,13 +359,6 @@ class ApiBackend:
 
 
 _STAGE_BY_STATUS = {0: "queued", 1: "processing", 2: "downloading"}
-
-
-def _is_gone(error: BaseException) -> bool:
-    """True when a recorded task or its result no longer exists remotely (expired after 24 h)."""
-    if isinstance(error, ResultExpired):
-        return True
-    return isinstance(error, ApiError) and error.category == "not_found"
 
 
 class _Run:

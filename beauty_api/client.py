@@ -324,13 +324,18 @@ class FaceBeautyClient:
         *,
         deadline: Deadline | None = None,
         check_cancel: CancelCheck | None = None,
+        attempts: int | None = None,
     ) -> bytes:
-        """The result file's bytes (never sent with the API key), at most `settings.max_download_bytes`."""
+        """The result file's bytes (never sent with the API key), at most `settings.max_download_bytes`.
+
+        `attempts` bounds the tries (default: the retry settings'); 1 probes whether a result is still there.
+        """
         return self.transport.download(
             url,
             deadline=deadline if deadline is not None else self.new_deadline(),
             max_bytes=self.settings.max_download_bytes,
             check_cancel=check_cancel,
+            attempts=attempts,
         )
 
 

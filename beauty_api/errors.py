@@ -53,6 +53,18 @@ class SubmitOutcomeUnknown(TransportError):
     """
 
 
+class ResumeFailed(BeautyError):
+    """A task paid earlier could not be resumed, and whether it still can be is unknown.
+
+    The message names the one command that forgets the task (`python -m beauty_api journal
+    forget TASK_ID`), for when the address that made it is gone for good.
+    """
+
+    def __init__(self, message: str, *, task_id: str) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+
+
 class NotSent(BeautyError):
     """An image of a batch that was never sent: the batch stopped at an error no image could escape."""
 

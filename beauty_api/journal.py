@@ -316,6 +316,23 @@ class TaskJournal:
 
         return self._db.run(op, fallback=False, what="forget a task")
 
+    def forget_matching(self, what: str | None) -> int:
+        """Drop every row (`what` None), or the rows whose task id is `what` or whose fingerprint
+        starts with it (at least 8 characters); returns how many. For `journal forget`."""
+
+        def op() -> int:
+            with self._db.write() as conn:
+                if what is None:
+                    return conn.execute("DELETE FROM tasks").rowcount
+                if len(what) < 8:
+                    return conn.execute("DELETE FROM tasks WHERE task_id = ?", (what,)).rowcount
+                return conn.execute(
+                    "DELETE FROM tasks WHERE task_id = ? OR substr(fingerprint, 1, ?) = ?",
+                    (what, len(what), what.lower()),
+                ).rowcount
+
+        return self._db.run(op, fallback=0, what="forget tasks")
+
     # -- reading and housekeeping ------------------------------------------------------------
 
     def get(self, fingerprint: str) -> JournalEntry | None:

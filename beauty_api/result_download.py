@@ -39,6 +39,7 @@ def download_result(
     max_bytes: int,
     check_cancel: CancelCheck | None = None,
     on_retry: RetryHook | None = None,
+    attempts: int | None = None,
 ) -> bytes:
     """The bytes at a result URL, without the API key, streamed and capped at `max_bytes`.
 
@@ -56,6 +57,7 @@ def download_result(
         min_time=MIN_ATTEMPT_SECONDS,
         check_cancel=check_cancel,
         on_retry=on_retry,
+        attempts=attempts,
     )
 
 

@@ -171,14 +171,17 @@ class Transport:
         check_cancel: CancelCheck | None,
         on_retry: RetryHook | None,
         read_timeout: float | None = None,
+        attempts: int | None = None,
     ) -> T:
         """The one retry loop: attempt, and on a retryable failure back off, inside the deadline.
 
         `attempt_once(timeout, attempt)` returns its result, returns a RetryableFailure worth retrying,
-        or raises what is final. `read_timeout` (default: the transport's) is clipped by the deadline.
+        or raises what is final. `read_timeout` (default: the transport's) is clipped by the deadline;
+        `attempts` (default: the retry settings') bounds the attempts.
         """
         last: BaseException | None = None
-        for attempt in range(1, self.retry.max_attempts + 1):
+        max_attempts = attempts if attempts is not None else self.retry.max_attempts
+        for attempt in range(1, max_attempts + 1):
             _check(check_cancel)
             timeout = self._timeout(deadline, min_time, read_timeout)
             if timeout is None:
@@ -187,7 +190,7 @@ class Transport:
             if not isinstance(outcome, RetryableFailure):
                 return outcome
             last = outcome.error
-            delay = self._next_delay(attempt, outcome.retry_after, deadline, min_time)
+            delay = self._next_delay(attempt, outcome.retry_after, deadline, min_time, max_attempts)
             if delay is None:
                 raise last
             self._pause(last, delay, on_retry, check_cancel)
@@ -309,10 +312,17 @@ class Transport:
         max_bytes: int,
         check_cancel: CancelCheck | None = None,
         on_retry: RetryHook | None = None,
+        attempts: int | None = None,
     ) -> bytes:
         """The bytes at a result URL, without the API key, capped at `max_bytes` (see result_download.py)."""
         return download_result(
-            self, url, deadline=deadline, max_bytes=max_bytes, check_cancel=check_cancel, on_retry=on_retry
+            self,
+            url,
+            deadline=deadline,
+            max_bytes=max_bytes,
+            check_cancel=check_cancel,
+            on_retry=on_retry,
+            attempts=attempts,
         )
 
     # -- timing -------------------------------------------------------------------------------
@@ -328,14 +338,19 @@ class Transport:
         return min(self.connect_timeout, remaining), min(read, remaining)
 
     def _next_delay(
-        self, attempt: int, retry_after: float | None, deadline: Deadline, min_time: float
+        self,
+        attempt: int,
+        retry_after: float | None,
+        deadline: Deadline,
+        min_time: float,
+        max_attempts: int | None = None,
     ) -> float | None:
         """Seconds to sleep before the next attempt, or None when no attempt fits any more.
 
         Backoff is clipped so one more attempt still fits in the deadline. A Retry-After longer
         than the time left ends the retries at once: trying earlier than asked would be refused.
         """
-        if attempt >= self.retry.max_attempts:
+        if attempt >= (max_attempts if max_attempts is not None else self.retry.max_attempts):
             return None
         budget = deadline.remaining() - min_time
         if budget <= 0:

@@ -392,3 +392,29 @@ def test_a_malformed_cache_setting_is_a_setup_error(tmp_path, capsys, monkeypatc
         main(["retouch", str(source), "-o", str(tmp_path / "out.png"), "--no-cache", "--timeout", "0"]) == 2
     )
     assert "FACE_BEAUTY_CACHE" not in capsys.readouterr().err  # --no-cache never reads it
+
+
+def test_journal_list_and_forget(emulator, tmp_path, sample_rgb, monkeypatch, capsys, empty_config):
+    monkeypatch.setenv("AILAB_API_KEY", EMULATOR_KEY)
+    monkeypatch.setenv("AILAB_API_BASE_URL", emulator.base_url)
+    sources = write_portraits(tmp_path / "in", sample_rgb, ["a.png", "b.png"])
+    assert (
+        main(["retouch", "--poll", "0.05", "--no-cache", *map(str, sources), "-o", str(tmp_path / "out")])
+        == 0
+    )
+    capsys.readouterr()
+
+    assert main(["journal", "list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert "(2 task(s))" in listed[0]
+    (first_task,) = {line.split("task ")[1].split()[0] for line in listed[1:2]}
+    fingerprint = listed[2].split()[0]
+
+    assert main(["journal", "forget", first_task]) == 0
+    assert main(["journal", "forget", fingerprint[:10]]) == 0
+    assert main(["journal", "forget", "no-such-task"]) == 1
+    assert main(["journal", "forget"]) == 2
+    capsys.readouterr()
+    assert main(["journal", "list"]) == 0
+    assert "(0 task(s))" in capsys.readouterr().out
+    assert main(["journal", "forget", "--all"]) == 0

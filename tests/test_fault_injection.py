@@ -214,6 +214,41 @@ def test_an_expired_result_url_of_a_recorded_task_is_submitted_again(emulator, s
     assert again.origin == "new" and emulator.stats.tasks_created == 2
 
 
+def test_after_an_emulator_restart_a_recorded_task_is_retired_not_stuck(make_emulator, state, images) -> None:
+    # The task's result URL was recorded; the restarted emulator (same API port) knows no task and
+    # its result host moved. Re-runs used to "resume" the dead task forever.
+    first = make_emulator()
+    make_backend(first.base_url, state, cache=False).retouch(images[0], PARAMS)
+    port = int(first.base_url.rsplit(":", 1)[1])
+    first.stop()
+    restarted = make_emulator(port=port)
+    started = time.monotonic()
+    again = make_backend(restarted.base_url, state, cache=False).retouch(images[0], PARAMS)
+    assert (again.origin, restarted.stats.tasks_created) == ("new", 1)
+    assert time.monotonic() - started < 5  # one quick look at the dead result host, not a retry loop
+    third = make_backend(restarted.base_url, state, cache=False).retouch(images[0], PARAMS)
+    assert third.origin == "resumed" and restarted.stats.tasks_created == 1
+
+
+def test_an_unreachable_result_of_a_listed_task_says_so_and_names_the_forget_command(
+    emulator, state, images
+) -> None:
+    from beauty_api.cli import main
+    from beauty_api.errors import ResumeFailed
+
+    backend = make_backend(emulator.base_url, state, cache=False)
+    task_id = backend.retouch(images[0], PARAMS).task_id
+    emulator.faults.drop_connections("download", 100)  # the API still lists it; its result host fails
+    with pytest.raises(ResumeFailed) as caught:
+        backend.retouch(images[0], PARAMS)
+    message = str(caught.value)
+    assert f"python -m beauty_api journal forget {task_id}" in message and "unknown" in message
+    assert emulator.stats.tasks_created == 1  # not paid again on a guess
+    assert main(["journal", "forget", task_id]) == 0
+    emulator.faults.clear()
+    assert backend.retouch(images[0], PARAMS).origin == "new" and emulator.stats.tasks_created == 2
+
+
 def test_a_result_that_expired_before_we_fetched_it_is_a_clear_error(make_emulator, state, images) -> None:
     emulator = make_emulator(result_ttl_seconds=0)
     with pytest.raises((ResultExpired, TaskFailedError), match="24 h") as caught:

@@ -15,6 +15,7 @@ from ..params import (
 from .cache import cmd_cache_clear, cmd_cache_info
 from .demo import cmd_demo
 from .filters import cmd_filters
+from .journal import add_journal_command
 from .output import PROG
 from .retouch import cmd_retouch
 from .retouch_job import FIELD_FLAGS
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parser("clear", parents=[verbose], help="remove every cached result").set_defaults(
         handler=cmd_cache_clear
     )
+    add_journal_command(commands, verbose)
     return parser
 
 
