@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from .client import MODES
 from .clock import CancelCheck, Clock, Deadline
+from .clock import check_cancel as raise_if_cancelled
 from .codec import SourceImage, attach_alpha, decode_image, encode_for_upload, fit_to_size
 from .errors import (
     RATE_LIMIT_CODES,
@@ -194,6 +195,7 @@ class ApiBackend:
         """
         started = self.clock.monotonic()
         run = _Run(self, index, started, on_progress, check_cancel, limiter)
+        raise_if_cancelled(check_cancel)  # a batch cancelled before this image began encodes nothing
         run.emit("encoding")
         upload = encode_for_upload(source)
         fields = self.client.form_fields(params, options.mode)
@@ -202,6 +204,7 @@ class ApiBackend:
         )
 
         if options.use_cache:
+            raise_if_cancelled(check_cancel)
             cached = self.cache.get(fingerprint)
             if cached is not None:
                 try:

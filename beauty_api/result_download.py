@@ -17,6 +17,7 @@ from requests import exceptions as rex
 from .clock import CancelCheck, Deadline
 from .clock import check_cancel as raise_if_cancelled
 from .errors import DeadlineExceeded, ResultDownloadError, ResultExpired
+from .http_wait import send_cancellably
 from .network_failures import describe_url, failure_reason, is_retryable_failure, proxies_for
 from .protocol import KEY_HEADER
 from .retry_policy import MIN_ATTEMPT_SECONDS, RetryableFailure, RetryHook, parse_retry_after
@@ -71,19 +72,22 @@ def _fetch(
     attempt: int,
 ) -> bytes | RetryableFailure:
     where = describe_url(url)
-    failure: RetryableFailure | None = None
-    try:
-        response = transport.session.get(
+    # Free and safe to abandon: the wait for the answer gives up within 0.05 s of a Cancel.
+    response, exc = send_cancellably(
+        lambda: transport.session.get(
             url,
             headers=_download_headers(),
             timeout=timeout,
             stream=True,
             allow_redirects=True,
             proxies=proxies_for(url),
-        )
-    except rex.RequestException as exc:
+        ),
+        hook,
+    )
+    if exc is not None or response is None:
+        assert exc is not None
         failure = _download_failure(transport, exc, where, attempt)
-    if failure is not None:
+        exc = None
         return failure
     with response:
         log.debug("GET %s -> HTTP %d (attempt %d)", where, response.status_code, attempt)

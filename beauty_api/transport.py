@@ -43,6 +43,7 @@ from .errors import (
     TaskFailedError,
     TransportError,
 )
+from .http_wait import send_cancellably
 from .network_failures import (
     describe_url,
     failure_reason,
@@ -151,7 +152,18 @@ class Transport:
         )
         return self.retrying(
             lambda timeout, attempt: self._attempt(
-                method, url, params, data, files, operation, timeout, safe_to_retry, attempt, read_answer
+                method,
+                url,
+                params,
+                data,
+                files,
+                operation,
+                timeout,
+                safe_to_retry,
+                attempt,
+                read_answer,
+                # A request safe to resend is also safe to abandon on Cancel; a submit never is.
+                check_cancel if safe_to_retry else None,
             ),
             operation=operation,
             deadline=deadline,
@@ -208,12 +220,17 @@ class Transport:
         safe_to_retry: bool,
         attempt: int,
         read_answer: AnswerReader,
+        abandon_on_cancel: CancelCheck | None = None,
     ) -> dict[str, Any] | RetryableFailure:
-        """Send once: the answer's JSON, or a retryable failure; anything final is raised."""
+        """Send once: the answer's JSON, or a retryable failure; anything final is raised.
+
+        With `abandon_on_cancel`, the wait for the answer gives up within 0.05 s of a Cancel
+        (http_wait.py). The requests exception of a failure comes back as a value, so nothing
+        raised below has it as __context__.
+        """
         started = self.clock.monotonic()
-        failure: rex.RequestException | None = None
-        try:
-            response = self.session.request(
+        response, failure = send_cancellably(
+            lambda: self.session.request(
                 method,
                 url,
                 params=params,
@@ -223,16 +240,17 @@ class Transport:
                 timeout=timeout,
                 allow_redirects=False,
                 proxies=proxies_for(url),
-            )
-        except rex.RequestException as exc:
-            failure = exc  # handled outside this block, so nothing raised below has it as __context__
-        if failure is not None:
+            ),
+            abandon_on_cancel,
+        )
+        if failure is not None or response is None:
             # A requests exception holds the sent headers (the key) in `.request.headers`, and its
             # chain holds http.client frames whose locals are the raw request: it never becomes
             # part of an exception that leaves this package (no __cause__, no __context__, no local).
             log.debug(
                 "%s %s failed: %s (attempt %d)", method, describe_url(url), failure_reason(failure), attempt
             )
+            assert failure is not None
             error, final = self._network_failure(failure, operation, attempt, safe_to_retry)
             failure = None
             if final:

@@ -175,3 +175,20 @@ def _cache_keys(backend) -> list[str]:
 
     with sqlite3.connect(backend.cache.directory / "index.sqlite3") as conn:
         return [row[0] for row in conn.execute("SELECT key FROM entries")]
+
+
+def test_a_batch_cancelled_before_it_starts_encodes_and_sends_nothing(emulator, state, monkeypatch) -> None:
+    import beauty_api.backend as backend_module
+    from beauty_api.batch import retouch_batch
+
+    encoded: list[int] = []
+    real_encode = backend_module.encode_for_upload
+    monkeypatch.setattr(
+        backend_module, "encode_for_upload", lambda source: encoded.append(1) or real_encode(source)
+    )
+    images = portraits(sample_portrait(), 12)
+    with pytest.raises(RetouchCancelled):
+        retouch_batch(
+            make_backend(emulator.base_url, state), images, BeautyParams(), check_cancel=lambda: True
+        )
+    assert encoded == [] and emulator.stats.submits_received == 0

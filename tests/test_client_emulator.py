@@ -312,3 +312,35 @@ def test_expired_result_url(emulator, upload):
     with pytest.raises(ResultExpired):
         client.download(url)
     assert emulator.stats.snapshot().downloads == 1
+
+
+@pytest.mark.parametrize("step", ["query", "download"])
+def test_cancel_abandons_a_waiting_request_at_once(make_emulator, upload, step):
+    # The emulator holds the answer for 3 s; Cancel comes 0.2 s into the wait. requests cannot be
+    # interrupted, so the call must walk away from it (the answer is closed when it arrives).
+    import threading
+    import time
+
+    from beauty_api.errors import RetouchCancelled
+
+    emu = make_emulator()
+    client = client_for(emu, settings=ClientSettings(timeout=30.0, read_timeout=20.0, retry=FAST.retry))
+    retouch(client, upload)
+    task_id = emu.task_ids()[0]
+    result_url = _result_url(client, task_id)
+    emu.faults.slow(step, 1, seconds=3.0)
+    cancel = threading.Event()
+    threading.Timer(0.2, cancel.set).start()
+    started = time.monotonic()
+    with pytest.raises(RetouchCancelled):
+        if step == "query":
+            client.query(task_id, check_cancel=cancel.is_set)
+        else:
+            client.download(result_url, check_cancel=cancel.is_set)
+    assert time.monotonic() - started < 2.0  # the answer would have taken 3 s
+
+
+def _result_url(client: FaceBeautyClient, task_id: str) -> str:
+    state = client.query(task_id)
+    assert state.result_url
+    return state.result_url
