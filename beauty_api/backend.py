@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from .concurrency import AdaptiveLimiter
     from .journal import Claim, TaskJournal
 
-log = logging.getLogger("beauty_api")
+log = logging.getLogger(__name__)
 
 CREDITS_PER_IMAGE = 15
 
@@ -397,7 +397,7 @@ class _Run:
     def on_retry(self, error: BaseException, delay: float) -> None:
         """Called by the transport before each backoff: tell the limiter when the API says slow down."""
         if self.limiter is not None and isinstance(error, ApiError) and error.code in RATE_LIMIT_CODES:
-            self.limiter.on_rate_limited(delay)
+            self.limiter.on_rate_limited()
 
     def outcome(self, image: np.ndarray, origin: str, task_id: str | None, credits: int) -> RetouchOutcome:
         return RetouchOutcome(image, origin, task_id, self.elapsed(), credits)

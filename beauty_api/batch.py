@@ -141,7 +141,8 @@ class _CancelGate:
             self.event.set()
 
 
-def _validate_concurrency(concurrency: int) -> int:
+def check_concurrency(concurrency: object) -> int:
+    """The one range check of the concurrency setting (batch, CLI --concurrency, Options node)."""
     if (
         isinstance(concurrency, bool)
         or not isinstance(concurrency, int)
@@ -172,7 +173,7 @@ def retouch_batch(
     request after it, and those not sent fail with NotSent (stage "not_sent"). A cancel, or an
     unexpected error, stops the whole batch and is re-raised unchanged.
     """
-    limiter = AdaptiveLimiter(_validate_concurrency(concurrency), close_on=is_account_error)
+    limiter = AdaptiveLimiter(check_concurrency(concurrency), close_on=is_account_error)
     gate = _CancelGate(check_cancel)
     result = BatchResult(outcomes=[None] * len(sources))
     record_lock = threading.Lock()

@@ -41,9 +41,22 @@ if TYPE_CHECKING:
     from .config import ApiKey
 
 MODES = ("async", "sync")
+# The overall limit of one retouch (submit, polls, download), and the range a user may choose for it
+# (the Options node's widget and the CLI's --timeout): the one default and the one range check.
+DEFAULT_TIMEOUT = 300.0
+TIMEOUT_MIN, TIMEOUT_MAX = 10.0, 3600.0
 # Query errors that are about the account or the load, not about the task: the task may be fine,
 # so they are not turned into TaskFailedError (which makes the pipeline forget the paid task).
 _NOT_ABOUT_THE_TASK = frozenset({"auth", "credits", "rate_limit"})
+
+
+def check_timeout(seconds: object) -> float:
+    """A user's choice of timeout, in TIMEOUT_MIN..TIMEOUT_MAX seconds; InvalidParameterError otherwise."""
+    if not _positive(seconds) or not TIMEOUT_MIN <= float(seconds) <= TIMEOUT_MAX:  # type: ignore[arg-type]
+        raise InvalidParameterError(
+            f"timeout: {seconds!r} is out of range; allowed {TIMEOUT_MIN:g}..{TIMEOUT_MAX:g} seconds."
+        )
+    return float(seconds)  # type: ignore[arg-type]
 
 
 class Upload(Protocol):
@@ -71,7 +84,7 @@ class ClientSettings:
     grows by `poll_factor` up to `poll_max`, the vendor's recommended 5 s interval.
     """
 
-    timeout: float = 300.0
+    timeout: float = DEFAULT_TIMEOUT
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     poll_initial: float = 1.0

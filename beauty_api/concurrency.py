@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 from . import clock as _clock
 from .clock import CANCEL_CHECK_INTERVAL, DEFAULT_CLOCK, CancelCheck, Clock
@@ -26,16 +25,6 @@ class LimiterClosed(Exception):
     Raised by `slot()`; `args[0]` is that error. Not a BeautyError: the batch reports the
     images concerned as "not sent", not as failures of their own.
     """
-
-
-@dataclass(frozen=True)
-class LimitChange:
-    """One change of the limit, for reports and tests. `at` is the limiter clock's monotonic time."""
-
-    at: float
-    limit: int
-    reason: str  # "start", "rate_limited", "recovered"
-    retry_after: float | None = None
 
 
 class AdaptiveLimiter:
@@ -71,7 +60,7 @@ class AdaptiveLimiter:
         self._last_cut: float | None = None
         self._close_on = close_on
         self._closed_by: BaseException | None = None
-        self._changes = [LimitChange(self._clock.monotonic(), maximum, "start")]
+        self._history = [maximum]
 
     @property
     def maximum(self) -> int:
@@ -124,7 +113,7 @@ class AdaptiveLimiter:
                 self._in_flight -= 1
                 self._cond.notify_all()
 
-    def on_rate_limited(self, retry_after: float | None = None) -> None:
+    def on_rate_limited(self) -> None:
         """The API said "slow down": halve the limit (not below 1), once per cool-down window."""
         with self._cond:
             self._streak = 0
@@ -134,7 +123,7 @@ class AdaptiveLimiter:
             self._last_cut = now
             new = max(1, self._limit // 2)
             if new != self._limit:
-                self._set(new, "rate_limited", now, retry_after)
+                self._set(new)
 
     def on_success(self) -> None:
         """A task went through: after `grow_after` successes in a row, allow one more in flight."""
@@ -144,21 +133,16 @@ class AdaptiveLimiter:
                 return
             self._streak = 0
             if self._limit < self._maximum:
-                self._set(self._limit + 1, "recovered", self._clock.monotonic(), None)
+                self._set(self._limit + 1)
                 self._cond.notify_all()
 
     def history(self) -> list[int]:
         """The limit at the start and after each change, in order."""
         with self._cond:
-            return [change.limit for change in self._changes]
+            return list(self._history)
 
-    def changes(self) -> list[LimitChange]:
-        """Every change with its time and reason (the first is the start)."""
-        with self._cond:
-            return list(self._changes)
-
-    def _set(self, limit: int, reason: str, now: float, retry_after: float | None) -> None:
+    def _set(self, limit: int) -> None:
         self._limit = limit
-        self._changes.append(LimitChange(now, limit, reason, retry_after))
-        if len(self._changes) > _HISTORY_CAP:
-            del self._changes[1 : len(self._changes) - _HISTORY_CAP + 1]
+        self._history.append(limit)
+        if len(self._history) > _HISTORY_CAP:
+            del self._history[1 : len(self._history) - _HISTORY_CAP + 1]

@@ -33,7 +33,7 @@ CONFIG_FILE_NAME = "ailab_config.ini"
 KEY_SIGNUP_URL = "https://www.ailabtools.com"
 PACK_ROOT = Path(__file__).resolve().parent.parent
 
-log = logging.getLogger("beauty_api")
+log = logging.getLogger(__name__)
 
 _REDACTED = "ApiKey(<redacted>)"
 _QUOTES = ("'", '"')

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import numbers
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import InvalidParameterError
@@ -135,17 +135,6 @@ class BeautyParams:
         for name in SLIDER_NAMES:
             object.__setattr__(self, name, _check_slider(name, getattr(self, name)))
         object.__setattr__(self, "filter_type", resolve_filter(self.filter_type))
-
-    @classmethod
-    def from_mapping(cls, values: dict[str, Any]) -> BeautyParams:
-        """Build from a dict, refusing unknown keys with the list of known ones."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InvalidParameterError(
-                f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}."
-            )
-        return cls(**values)
 
     @property
     def filter_label(self) -> str:

@@ -29,7 +29,7 @@ CHUNK_BYTES = 64 * 1024
 EXPIRED_STATUSES = (403, 404, 410)
 TRANSIENT_STATUSES = (408, 425, 429, 500, 502, 503, 504)
 
-log = logging.getLogger("beauty_api")
+log = logging.getLogger(__name__)
 
 
 def download_result(

@@ -69,7 +69,7 @@ POOL_SIZE = 16  # connections kept per host; the batch layer runs a few requests
 
 T = TypeVar("T")
 
-log = logging.getLogger("beauty_api")
+log = logging.getLogger(__name__)
 
 # Reads one answer (HTTP status, body) into its JSON object, or raises what it means.
 AnswerReader = Callable[[int, bytes], dict[str, Any]]

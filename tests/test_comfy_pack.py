@@ -255,7 +255,7 @@ def test_options_node_inputs(pack: types.ModuleType, nodes: types.ModuleType) ->
         mode="sync", keep_returned_size=True, use_cache=False
     )
     assert built.client_settings().timeout == 120.0
-    with pytest.raises(nodes.FaceBeautyProError, match="concurrency 0"):
+    with pytest.raises(nodes.FaceBeautyProError, match="concurrency: 0 is out of range"):
         nodes.FaceBeautyRunOptions(concurrency=0)
 
 

@@ -6,6 +6,7 @@ import argparse
 
 from .. import __version__
 from ..batch import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
+from ..client import DEFAULT_TIMEOUT
 from ..params import (
     NO_FILTER,
     SLIDER_DEFAULT,
@@ -20,7 +21,6 @@ from .output import PROG
 from .retouch import cmd_retouch
 from .retouch_job import FIELD_FLAGS
 
-DEFAULT_TIMEOUT = 300.0
 DEFAULT_DEMO_DIR = "face-beauty-demo"
 SAVE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 DEFAULT_SUFFIX = ".png"
