@@ -256,7 +256,8 @@ class ApiBackend:
             except TaskGone as gone:
                 # Its result can no longer be had (expired, or the API no longer knows the task).
                 log.info("Recorded task %s is gone (%s); submitting again.", claim.task_id, gone)
-                self.journal.forget(fingerprint, task_id=claim.task_id)
+                if self.journal is not None:
+                    self.journal.forget(fingerprint, task_id=claim.task_id)
                 continue
             return data, "resumed", claim.task_id or ""
 

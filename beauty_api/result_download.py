@@ -84,8 +84,8 @@ def _fetch(
         ),
         hook,
     )
-    if exc is not None or response is None:
-        assert exc is not None
+    if response is None:
+        assert exc is not None  # send_cancellably returns a response or a failure
         failure = _download_failure(transport, exc, where, attempt)
         exc = None
         return failure

@@ -243,14 +243,14 @@ class Transport:
             ),
             abandon_on_cancel,
         )
-        if failure is not None or response is None:
+        if response is None:
             # A requests exception holds the sent headers (the key) in `.request.headers`, and its
             # chain holds http.client frames whose locals are the raw request: it never becomes
             # part of an exception that leaves this package (no __cause__, no __context__, no local).
+            assert failure is not None  # send_cancellably returns a response or a failure
             log.debug(
                 "%s %s failed: %s (attempt %d)", method, describe_url(url), failure_reason(failure), attempt
             )
-            assert failure is not None
             error, final = self._network_failure(failure, operation, attempt, safe_to_retry)
             failure = None
             if final:
