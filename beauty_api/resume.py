@@ -18,7 +18,15 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from .errors import BeautyError, ResultDownloadError, ResultExpired, ResumeFailed, TaskFailedError
+from .errors import (
+    ApiError,
+    ResultDownloadError,
+    ResultExpired,
+    ResumeFailed,
+    TaskFailedError,
+    TransportError,
+    is_account_error,
+)
 
 if TYPE_CHECKING:
     from .backend import ApiBackend, _Run
@@ -55,13 +63,15 @@ def resume_recorded(
         if data is None:
             raise TaskGone(f"the API no longer knows task {task_id}") from None
         return data
-    except BeautyError as error:
+    except (TransportError, ApiError) as error:  # not a cancel or a deadline: those propagate as they are
+        if is_account_error(error):
+            raise  # a refused key stops the whole batch (batch.py); it says nothing about the task
         if claim.result_url:  # the API cannot be asked; the result host may still answer
             try:
                 return backend._download(fingerprint, claim.result_url, run, task_id)
             except ResultExpired:
                 raise TaskGone(f"the recorded result of task {task_id} expired") from None
-            except BeautyError:
+            except (ResultDownloadError, TransportError):
                 pass
         raise _unknown(task_id, error) from None
     try:

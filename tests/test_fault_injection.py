@@ -24,6 +24,7 @@ from beauty_api.batch import retouch_batch
 from beauty_api.client import ClientSettings, FaceBeautyClient
 from beauty_api.clock import FakeClock
 from beauty_api.errors import (
+    ApiError,
     BatchFailed,
     DeadlineExceeded,
     ResultExpired,
@@ -247,6 +248,20 @@ def test_an_unreachable_result_of_a_listed_task_says_so_and_names_the_forget_com
     assert main(["journal", "forget", task_id]) == 0
     emulator.faults.clear()
     assert backend.retouch(images[0], PARAMS).origin == "new" and emulator.stats.tasks_created == 2
+
+
+def test_a_resume_lets_cancel_and_a_refused_key_through_unchanged(emulator, state, images) -> None:
+    backend = make_backend(emulator.base_url, state, cache=False)
+    backend.retouch(images[0], PARAMS)  # recorded in the journal
+    emulator.faults.server_errors("query", 100, status=503)  # the API cannot answer about the task
+    queries = emulator.stats.queries
+    with pytest.raises(RetouchCancelled):
+        backend.retouch(images[0], PARAMS, check_cancel=lambda: emulator.stats.queries > queries)
+    emulator.faults.clear()
+    emulator.api_key = "a-new-key"  # the key was revoked: that is about the account, not the task
+    with pytest.raises(ApiError) as caught:
+        backend.retouch(images[0], PARAMS)
+    assert caught.value.category == "auth" and emulator.stats.tasks_created == 1
 
 
 def test_a_result_that_expired_before_we_fetched_it_is_a_clear_error(make_emulator, state, images) -> None:
