@@ -36,7 +36,7 @@ from .journal import new_owner
 from .journal_claims import HEARTBEAT_SECONDS
 from .params import BeautyParams
 from .result_cache import NullCache, ResultCache
-from .resume import TaskGone, resume_recorded
+from .resume import STAGE_BY_STATUS, TaskGone, resume_recorded
 from .storage_paths import open_journal, open_result_cache, state_dir
 
 if TYPE_CHECKING:
@@ -323,7 +323,7 @@ class ApiBackend:
         return self.client.wait(
             task_id,
             deadline=deadline,
-            on_state=lambda state: run.emit(_STAGE_BY_STATUS.get(state.status, "processing"), task_id),
+            on_state=lambda state: run.emit(STAGE_BY_STATUS.get(state.status, "processing"), task_id),
             check_cancel=run.check_cancel,
             on_retry=run.on_retry,
         )
@@ -360,9 +360,6 @@ class ApiBackend:
         if not options.keep_returned_size:
             rgb = fit_to_size(rgb, source.size)
         return attach_alpha(rgb, source.alpha)
-
-
-_STAGE_BY_STATUS = {0: "queued", 1: "processing", 2: "downloading"}
 
 
 class _Run:

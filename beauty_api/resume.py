@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_STAGE_BY_STATUS = {0: "queued", 1: "processing"}
+# The progress stage for a task_status the API reports (backend.py uses it while polling too).
+STAGE_BY_STATUS = {0: "queued", 1: "processing", 2: "downloading"}
 
 FORGET_COMMAND = "python -m beauty_api journal forget {task_id}"
 
@@ -78,7 +79,7 @@ def resume_recorded(
         if state.done and state.result_url:
             url = state.result_url
         else:
-            run.emit(_STAGE_BY_STATUS.get(state.status, "processing"), task_id)
+            run.emit(STAGE_BY_STATUS.get(state.status, "processing"), task_id)
             url = backend._wait(task_id, deadline, run)
         return backend._download(fingerprint, url, run, task_id)
     except ResultExpired:
