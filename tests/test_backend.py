@@ -10,6 +10,7 @@ import pytest
 from pipeline_helpers import FAST, make_backend, portraits, sample_portrait
 
 from beauty_api.backend import ApiBackend, RetouchOptions
+from beauty_api.clock import FakeClock
 from beauty_api.codec import SourceImage, decode_image
 from beauty_api.errors import ConfigurationError, ImageError, RetouchCancelled, TaskFailedError
 from beauty_api.params import BeautyParams
@@ -106,11 +107,18 @@ def test_sync_mode_returns_the_image_in_one_request(emulator, state, photo) -> N
 
 
 def test_progress_goes_through_the_stages_in_order(make_emulator, state, photo) -> None:
-    emulator = make_emulator(processing_seconds=0.1)
+    # The emulator's time moves only once "processing" was reported, so the poll that sees it can
+    # never be skipped by a slow scheduler (a wall-clock 0.1 s task was flaky on a busy machine).
+    emulator_time = FakeClock()
+    emulator = make_emulator(processing_seconds=5, time_source=emulator_time.monotonic)
     stages: list[str] = []
-    make_backend(emulator.base_url, state).retouch(
-        photo, BeautyParams(), on_progress=lambda p: stages.append(p.stage)
-    )
+
+    def seen(progress) -> None:
+        stages.append(progress.stage)
+        if progress.stage == "processing":
+            emulator_time.advance(5)
+
+    make_backend(emulator.base_url, state).retouch(photo, BeautyParams(), on_progress=seen)
     assert stages[:2] == ["encoding", "submitting"]
     assert "processing" in stages and stages[-2:] == ["downloading", "done"]
 

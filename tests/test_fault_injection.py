@@ -287,12 +287,16 @@ def test_a_timeout_on_our_side_then_a_rerun_resumes_without_paying(make_emulator
 
 
 def test_cancel_then_rerun_of_a_batch_pays_nothing_more(make_emulator, state, images) -> None:
-    emulator = make_emulator(processing_seconds=0.4)
+    # Emulator time stands still until the cancel is over, so no task can finish (and be cached
+    # instead of resumed) before Cancel, however slowly the four submits are scheduled.
+    emulator_time = FakeClock()
+    emulator = make_emulator(processing_seconds=100, time_source=emulator_time.monotonic)
     backend = make_backend(emulator.base_url, state)
     with pytest.raises(RetouchCancelled):
         retouch_batch(
             backend, images, PARAMS, concurrency=4, check_cancel=lambda: emulator.stats.tasks_created == 4
         )
+    emulator_time.advance(100)
     rerun = retouch_batch(backend, images, PARAMS, concurrency=4)
     assert [o.origin for o in rerun.outcomes] == ["resumed"] * 4
     assert emulator.stats.tasks_created == 4 and rerun.credits_spent == 0
