@@ -24,8 +24,15 @@ from .backend import (
 )
 from .clock import CancelCheck, check_cancel
 from .codec import SourceImage
-from .concurrency import AdaptiveLimiter
-from .errors import BatchFailed, BeautyError, InvalidParameterError, RetouchCancelled
+from .concurrency import AdaptiveLimiter, LimiterClosed
+from .errors import (
+    BatchFailed,
+    BeautyError,
+    InvalidParameterError,
+    NotSent,
+    RetouchCancelled,
+    is_account_error,
+)
 from .params import BeautyParams
 
 DEFAULT_CONCURRENCY = 3
@@ -54,6 +61,11 @@ class BatchResult:
     limit_history: list[int] = field(default_factory=list)
 
     @property
+    def not_sent(self) -> list[int]:
+        """Images never sent because the batch stopped at an account error (nothing paid for them)."""
+        return [f.index for f in self.failures if isinstance(f.error, NotSent)]
+
+    @property
     def credits_spent(self) -> int:
         return sum(outcome.credits_spent for outcome in self.outcomes if outcome is not None)
 
@@ -76,6 +88,9 @@ class BatchResult:
         for index, outcome in enumerate(self.outcomes):
             if outcome is None:
                 failure = failed.get(index)
+                if failure is not None and isinstance(failure.error, NotSent):
+                    lines.append(f"image {index}: not sent")
+                    continue
                 lines.append(
                     f"image {index}: FAILED {failure.code if failure else ''}: {failure.error if failure else ''}"
                 )
@@ -126,7 +141,8 @@ class _CancelGate:
             self.event.set()
 
 
-def _validate_concurrency(concurrency: int) -> int:
+def check_concurrency(concurrency: object) -> int:
+    """The one range check of the concurrency setting (batch, CLI --concurrency, Options node)."""
     if (
         isinstance(concurrency, bool)
         or not isinstance(concurrency, int)
@@ -152,15 +168,33 @@ def retouch_batch(
     """Retouch `sources` with at most `concurrency` tasks in flight, lowered on rate limits.
 
     Failures of single images (any BeautyError) are collected, not raised: call
-    `raise_for_failures()` to fail, or pass the originals through. A cancel, or an unexpected
-    error, stops the whole batch and is re-raised unchanged.
+    `raise_for_failures()` to fail, or pass the originals through. An error no other image can
+    escape (bad key, no credits, locked account) stops the batch at once: no image starts a
+    request after it, and those not sent fail with NotSent (stage "not_sent"). A cancel, or an
+    unexpected error, stops the whole batch and is re-raised unchanged.
     """
-    limiter = AdaptiveLimiter(_validate_concurrency(concurrency))
+    limiter = AdaptiveLimiter(check_concurrency(concurrency), close_on=is_account_error)
     gate = _CancelGate(check_cancel)
     result = BatchResult(outcomes=[None] * len(sources))
     record_lock = threading.Lock()
 
+    def not_sent(index: int, cause: BaseException) -> None:
+        reason = (
+            "not sent: the batch stopped at an error every image would get "
+            f"({getattr(cause, 'code', '') or type(cause).__name__}); nothing was paid for this image"
+        )
+        with record_lock:
+            result.failures.append(ItemFailure(index, NotSent(reason + ".")))
+        if on_progress is not None:
+            on_progress(Progress(index, "not_sent", None, 0.0, reason=reason))
+        if on_item_done is not None:
+            on_item_done(index, None)
+
     def run_one(index: int) -> None:
+        stopped_by = limiter.closed_by
+        if stopped_by is not None:
+            not_sent(index, stopped_by)
+            return
         try:
             outcome = backend.retouch(
                 sources[index],
@@ -173,6 +207,9 @@ def retouch_batch(
             )
             limiter.on_success()
         except _Abort:
+            return
+        except LimiterClosed as closed:
+            not_sent(index, closed.args[0])
             return
         except RetouchCancelled as error:
             gate.stop(error)
@@ -210,6 +247,6 @@ def _notify(
     outcome: RetouchOutcome | None,
 ) -> None:
     if outcome is None and on_progress is not None:
-        on_progress(Progress(index, "failed", None, 0.0))
+        on_progress(Progress(index, "failed", None, 0.0))  # the reason is in BatchResult.failures
     if on_item_done is not None:
         on_item_done(index, outcome)

@@ -41,9 +41,22 @@ if TYPE_CHECKING:
     from .config import ApiKey
 
 MODES = ("async", "sync")
+# The overall limit of one retouch (submit, polls, download), and the range a user may choose for it
+# (the Options node's widget and the CLI's --timeout): the one default and the one range check.
+DEFAULT_TIMEOUT = 300.0
+TIMEOUT_MIN, TIMEOUT_MAX = 10.0, 3600.0
 # Query errors that are about the account or the load, not about the task: the task may be fine,
 # so they are not turned into TaskFailedError (which makes the pipeline forget the paid task).
 _NOT_ABOUT_THE_TASK = frozenset({"auth", "credits", "rate_limit"})
+
+
+def check_timeout(seconds: object) -> float:
+    """A user's choice of timeout, in TIMEOUT_MIN..TIMEOUT_MAX seconds; InvalidParameterError otherwise."""
+    if not _positive(seconds) or not TIMEOUT_MIN <= float(seconds) <= TIMEOUT_MAX:  # type: ignore[arg-type]
+        raise InvalidParameterError(
+            f"timeout: {seconds!r} is out of range; allowed {TIMEOUT_MIN:g}..{TIMEOUT_MAX:g} seconds."
+        )
+    return float(seconds)  # type: ignore[arg-type]
 
 
 class Upload(Protocol):
@@ -79,7 +92,7 @@ class ClientSettings:
     grows by `poll_factor` up to `poll_max`, the vendor's recommended 5 s interval.
     """
 
-    timeout: float = 300.0
+    timeout: float = DEFAULT_TIMEOUT
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     poll_initial: float = 1.0
@@ -151,6 +164,16 @@ class FaceBeautyClient:
 
     def __repr__(self) -> str:
         return f"FaceBeautyClient(base_url={self.base_url!r})"
+
+    def close(self) -> None:
+        """Close the HTTP connections this client opened; `with FaceBeautyClient(...) as client:` does it."""
+        self.transport.close()
+
+    def __enter__(self) -> FaceBeautyClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def new_deadline(self, seconds: float | None = None) -> Deadline:
         """A fresh overall deadline (`settings.timeout` by default) to share across the steps of one retouch."""
@@ -237,6 +260,8 @@ class FaceBeautyClient:
             safe_to_retry=False,
             check_cancel=check_cancel,
             on_retry=on_retry,
+            # A sync answer comes only when processing is over: wait as long as the user's timeout.
+            read_timeout=self.settings.timeout if mode == "sync" else None,
         )
 
     # -- polling ------------------------------------------------------------------------------
@@ -321,14 +346,19 @@ class FaceBeautyClient:
         deadline: Deadline | None = None,
         check_cancel: CancelCheck | None = None,
         on_retry: RetryHook | None = None,
+        attempts: int | None = None,
     ) -> bytes:
-        """The result file's bytes (never sent with the API key), at most `settings.max_download_bytes`."""
+        """The result file's bytes (never sent with the API key), at most `settings.max_download_bytes`.
+
+        `attempts` bounds the tries (default: the retry settings'); 1 probes whether a result is still there.
+        """
         return self.transport.download(
             url,
             deadline=deadline if deadline is not None else self.new_deadline(),
             max_bytes=self.settings.max_download_bytes,
             check_cancel=check_cancel,
             on_retry=on_retry,
+            attempts=attempts,
         )
 
 

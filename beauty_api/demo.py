@@ -27,6 +27,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .client import ClientSettings, FaceBeautyClient
 from .codec import attach_alpha, decode_image, encode_for_upload, fit_to_size, load_image_file, save_image
 from .params import SLIDER_NAMES, BeautyParams
+from .protocol import KEY_HEADER  # the one definition
 
 T = TypeVar("T")
 
@@ -46,7 +47,6 @@ DEMO_PROCESSING_SECONDS = 0.4
 DEMO_SETTINGS = ClientSettings(timeout=30.0, poll_initial=0.1, poll_max=0.25)
 BEFORE_AFTER = "before_after.png"
 RETOUCHED = "retouched.png"
-KEY_HEADER = "ailabapi-api-key"
 
 
 @dataclass(frozen=True)

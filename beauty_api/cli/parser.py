@@ -6,6 +6,7 @@ import argparse
 
 from .. import __version__
 from ..batch import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
+from ..client import DEFAULT_TIMEOUT
 from ..params import (
     NO_FILTER,
     SLIDER_DEFAULT,
@@ -15,11 +16,11 @@ from ..params import (
 from .cache import cmd_cache_clear, cmd_cache_info
 from .demo import cmd_demo
 from .filters import cmd_filters
+from .journal import add_journal_command
 from .output import PROG
 from .retouch import cmd_retouch
 from .retouch_job import FIELD_FLAGS
 
-DEFAULT_TIMEOUT = 300.0
 DEFAULT_DEMO_DIR = "face-beauty-demo"
 SAVE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 DEFAULT_SUFFIX = ".png"
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parser("clear", parents=[verbose], help="remove every cached result").set_defaults(
         handler=cmd_cache_clear
     )
+    add_journal_command(commands, verbose)
     return parser
 
 

@@ -89,8 +89,8 @@ def cmd_retouch(args: argparse.Namespace) -> int:
         except OSError as error:
             err(f"error: -o: cannot create the folder {job.folder}: {error.strerror or error}")
             return EXIT_USAGE
-    backend = ApiBackend.from_environment(
+    with ApiBackend.from_environment(
         settings=_client_settings(job),
         use_cache=False if args.no_cache else None,
-    )
-    return run_job(backend, job, live=not args.verbose and stderr_is_terminal())
+    ) as backend:
+        return run_job(backend, job, live=not args.verbose and stderr_is_terminal())
