@@ -1,0 +1,243 @@
+"""Turn a `TfliteGraph` into a torch module, once, at load time.
+
+The result is a `torch.fx.GraphModule`: straight-line generated Python that calls `nn.Conv2d` /
+`nn.PReLU` modules and torch functions, with no per-op dispatch or dict look-ups when it runs.
+Activations are kept NCHW (TFLite is NHWC): weights are transposed once here, axes of concatenations,
+pads and reshapes are remapped, and 4-D graph outputs are returned NHWC as TFLite returns them.
+While building it fuses what is exact to fuse: a following RELU/PRELU runs in the conv's module (in
+place for ReLU), symmetric zero pads before a VALID conv become the conv's padding, and SAME padding
+that is symmetric is the conv's own padding (only asymmetric SAME padding needs an explicit pad).
+The module accepts any batch size (the models' batch of 1 is generalised).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from .tflite_reader import ACTIVATIONS, PADDING_SAME, Op, TfliteGraph, UnsupportedModelError
+
+_NHWC_TO_NCHW_AXIS = {0: 0, 1: 2, 2: 3, 3: 1}
+
+
+def _same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    out = math.ceil(size / stride)
+    total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def _activation_module(name: str | None) -> nn.Module | None:
+    if name is None:
+        return None
+    if name == "RELU":
+        return nn.ReLU(inplace=True)
+    if name == "RELU6":
+        return nn.ReLU6(inplace=True)
+    raise UnsupportedModelError(f"fused activation {name} is not supported")
+
+
+class _Builder:
+    def __init__(self, graph: TfliteGraph, source: str) -> None:
+        self.g = graph
+        self.source = source
+        self.root = nn.Module()
+        self.fx = fx.Graph()
+        self.values: dict[int, fx.Node] = {}
+        self.nchw: set[int] = set()  # tensors held as NCHW in torch
+        self.consumers = Counter(t for op in graph.ops for t in op.inputs if t >= 0)
+        self.consumers.update(graph.outputs)
+        self.producer: dict[int, Op] = {t: op for op in graph.ops for t in op.outputs}
+        self.skip: set[int] = set()  # ids of ops folded into another one
+        self.count = 0
+
+    # -- helpers -----------------------------------------------------------------------------------
+    def add_module(self, module: nn.Module, prefix: str) -> str:
+        self.count += 1
+        name = f"{prefix}{self.count}"
+        self.root.add_module(name, module)
+        return name
+
+    def const(self, t: int) -> np.ndarray:
+        if t not in self.g.constants:
+            raise UnsupportedModelError(f"{self.source}: tensor {self.g.names[t]!r} should be a constant")
+        return self.g.constants[t]
+
+    def single_consumer(self, t: int) -> Op | None:
+        if self.consumers[t] != 1 or t in self.g.outputs:
+            return None
+        for op in self.g.ops:
+            if t in op.inputs:
+                return op
+        return None
+
+    # -- ops -----------------------------------------------------------------------------------------
+    def conv(self, op: Op) -> None:
+        x_id, w_id = op.inputs[0], op.inputs[1]
+        weight = self.const(w_id)
+        bias = self.const(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
+        depthwise = op.name == "DEPTHWISE_CONV_2D"
+        in_shape = self.g.shapes[x_id]
+        channels = in_shape[3]
+        if depthwise:  # [1, kh, kw, C*m] -> [C*m, 1, kh, kw]
+            w = np.ascontiguousarray(weight.transpose(3, 0, 1, 2))
+            groups = channels
+        else:  # [O, kh, kw, I] -> [O, I, kh, kw]
+            w = np.ascontiguousarray(weight.transpose(0, 3, 1, 2))
+            groups = 1
+        kh, kw = w.shape[2], w.shape[3]
+        (sh, sw), (dh, dw) = op.options["stride"], op.options["dilation"]
+        x_node = self.values[x_id]
+        pad = [0, 0, 0, 0]  # top, bottom, left, right
+        if op.options["padding"] == PADDING_SAME:
+            pad[0:2] = _same_padding(in_shape[1], kh, sh, dh)
+            pad[2:4] = _same_padding(in_shape[2], kw, sw, dw)
+        else:
+            folded = self.foldable_pad(x_id)
+            if folded is not None:
+                pad_op, (top, bottom, left, right) = folded
+                self.skip.add(id(pad_op))
+                x_node = self.values[pad_op.inputs[0]]
+                pad = [top, bottom, left, right]
+        if pad[0] == pad[1] and pad[2] == pad[3]:
+            padding = (pad[0], pad[2])
+        else:
+            x_node = self.fx.call_function(F.pad, (x_node, (pad[2], pad[3], pad[0], pad[1])))
+            padding = (0, 0)
+        conv = nn.Conv2d(
+            w.shape[1] * groups, w.shape[0], (kh, kw), (sh, sw), padding, (dh, dw), groups, bias is not None
+        )
+        conv.weight.data = torch.from_numpy(w.copy())
+        if bias is not None:
+            assert conv.bias is not None
+            conv.bias.data = torch.from_numpy(bias.copy())
+        layers: list[nn.Module] = [conv]
+        act = _activation_module(ACTIVATIONS.get(op.options["activation"], "?"))
+        if act is not None:
+            layers.append(act)
+        out = op.outputs[0]
+        follower = self.single_consumer(out)
+        if act is None and follower is not None and follower.name in ("RELU", "PRELU"):
+            layers.append(nn.ReLU(inplace=True) if follower.name == "RELU" else self.prelu_module(follower))
+            self.skip.add(id(follower))
+            out = follower.outputs[0]
+        module = layers[0] if len(layers) == 1 else nn.Sequential(*layers)
+        name = self.add_module(module, "conv")
+        self.set(out, self.fx.call_module(name, (x_node,)), nchw=True)
+
+    def foldable_pad(self, t: int) -> tuple[Op, tuple[int, int, int, int]] | None:
+        op = self.producer.get(t)
+        if op is None or op.name != "PAD" or self.consumers[t] != 1 or t in self.g.outputs:
+            return None
+        p = self.const(op.inputs[1]).tolist()
+        if p[0] != [0, 0] or p[3] != [0, 0]:
+            return None
+        return op, (p[1][0], p[1][1], p[2][0], p[2][1])
+
+    def prelu_module(self, op: Op) -> nn.PReLU:
+        alpha = self.const(op.inputs[1])
+        if alpha.ndim == 0 or any(d != 1 for d in alpha.shape[:-1]):
+            raise UnsupportedModelError(f"{self.source}: PRELU with alpha of shape {alpha.shape}")
+        module = nn.PReLU(alpha.shape[-1])
+        module.weight.data = torch.from_numpy(alpha.reshape(-1).copy())
+        return module
+
+    def set(self, t: int, node: fx.Node, *, nchw: bool) -> None:
+        self.values[t] = node
+        if nchw:
+            self.nchw.add(t)
+
+    def plain(self, t: int) -> fx.Node:
+        """Tensor `t` in TFLite's own layout (NHWC for 4-D)."""
+        node = self.values[t]
+        if t in self.nchw:
+            return self.fx.call_method("permute", (node, 0, 2, 3, 1))
+        return node
+
+    def elementwise(self, op: Op) -> None:
+        a, b = op.inputs[0], op.inputs[1]
+        if a in self.g.constants or b in self.g.constants:
+            raise UnsupportedModelError(f"{self.source}: ADD with a constant operand is not supported")
+        if (a in self.nchw) != (b in self.nchw):
+            raise UnsupportedModelError(f"{self.source}: ADD of tensors in different layouts")
+        node = self.fx.call_function(torch.add, (self.values[a], self.values[b]))
+        act = ACTIVATIONS.get(op.options.get("activation", 0), "?")
+        if act == "RELU":
+            node = self.fx.call_function(F.relu, (node,), {"inplace": True})
+        elif act is not None:
+            raise UnsupportedModelError(f"{self.source}: ADD with fused activation {act}")
+        self.set(op.outputs[0], node, nchw=a in self.nchw)
+
+    def run(self, op: Op) -> None:
+        name, ins, out = op.name, op.inputs, op.outputs[0]
+        if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            self.conv(op)
+        elif name == "ADD":
+            self.elementwise(op)
+        elif name in ("RELU", "RELU6", "LOGISTIC"):
+            fn = {"RELU": F.relu, "RELU6": F.relu6, "LOGISTIC": torch.sigmoid}[name]
+            self.set(out, self.fx.call_function(fn, (self.values[ins[0]],)), nchw=ins[0] in self.nchw)
+        elif name == "PRELU":
+            module = self.add_module(self.prelu_module(op), "prelu")
+            self.set(out, self.fx.call_module(module, (self.values[ins[0]],)), nchw=ins[0] in self.nchw)
+        elif name == "PAD":
+            p = self.const(ins[1]).tolist()
+            if p[0] != [0, 0] or ins[0] not in self.nchw:
+                raise UnsupportedModelError(f"{self.source}: PAD of the batch axis or a non-image tensor")
+            # NCHW order for F.pad: (W left, W right, H top, H bottom, C front, C back)
+            widths = (p[2][0], p[2][1], p[1][0], p[1][1], p[3][0], p[3][1])
+            self.set(out, self.fx.call_function(F.pad, (self.values[ins[0]], widths)), nchw=True)
+        elif name == "MAX_POOL_2D":
+            kh, kw = op.options["kernel"]
+            sh, sw = op.options["stride"]
+            node = self.values[ins[0]]
+            if op.options["padding"] == PADDING_SAME:
+                shape = self.g.shapes[ins[0]]
+                t, b = _same_padding(shape[1], kh, sh, 1)
+                left, right = _same_padding(shape[2], kw, sw, 1)
+                if t or b or left or right:
+                    node = self.fx.call_function(F.pad, (node, (left, right, t, b)), {"value": -math.inf})
+            self.set(out, self.fx.call_function(F.max_pool2d, (node, (kh, kw), (sh, sw))), nchw=True)
+        elif name == "RESHAPE":
+            shape = list(self.g.shapes[out])
+            if shape and shape[0] == 1:
+                shape[0] = -1  # any batch size
+            self.set(out, self.fx.call_method("reshape", (self.plain(ins[0]), *shape)), nchw=False)
+        elif name == "CONCATENATION":
+            axis = op.options["axis"]
+            rank = len(self.g.shapes[out])
+            axis = axis % rank
+            layouts = {t in self.nchw for t in ins}
+            if len(layouts) != 1:
+                raise UnsupportedModelError(f"{self.source}: CONCATENATION of mixed layouts")
+            nchw = ins[0] in self.nchw
+            if nchw:
+                axis = _NHWC_TO_NCHW_AXIS[axis]
+            node = self.fx.call_function(torch.cat, ([self.values[t] for t in ins], axis))
+            self.set(out, node, nchw=nchw)
+        else:
+            raise UnsupportedModelError(f"{self.source}: operator {name} is not supported by the executor")
+
+    def build(self) -> fx.GraphModule:
+        if len(self.g.inputs) != 1:
+            raise UnsupportedModelError(f"{self.source}: expected one input, found {len(self.g.inputs)}")
+        x = self.fx.placeholder("x")  # NCHW float32
+        self.set(self.g.inputs[0], x, nchw=True)
+        for op in self.g.ops:
+            if id(op) not in self.skip:
+                self.run(op)
+        self.fx.output(tuple(self.plain(t) for t in self.g.outputs))
+        module = fx.GraphModule(self.root, self.fx)
+        module.eval()
+        for p in module.parameters():
+            p.requires_grad_(False)
+        return module
+
+
+def build_torch_module(graph: TfliteGraph, *, source: str = "model") -> fx.GraphModule:
+    """A torch module that takes NCHW float32 input and returns the model's outputs (TFLite layouts)."""
+    return _Builder(graph, source).build()
