@@ -21,8 +21,7 @@ import torch
 
 from ..clock import CancelCheck, check_cancel
 from ..params import SLIDER_NAMES, BeautyParams
-from . import topology as T
-from .brows import remove_brows
+from .brows import remove_brow
 from .face import Face
 from .looks import apply_look
 from .regions import region_mask
@@ -72,14 +71,20 @@ def _face_in_crop(face: Face, x0: int, y0: int) -> Face:
     )
 
 
-def _brow_height(face: Face) -> float:
-    """Mean distance between a brow's upper and lower edges (the polygons list 5 upper, then 5 lower)."""
-    heights = []
-    for brow in (T.RIGHT_BROW, T.LEFT_BROW):
-        points = face.landmarks[list(brow), :2]
-        upper, lower = points[:5], points[5:].flip(0)
-        heights.append((upper - lower).norm(dim=-1).mean())
-    return float(torch.stack(heights).mean())
+def _remove_brows(crop: torch.Tensor, face: Face, amount: float) -> torch.Tensor:
+    """Each brow filled with skin; the skin colour is the median of the cheeks, the texture a cheek's."""
+    _, _, height, width = crop.shape
+    size = max(face.size, 1.0)
+    cheeks = region_mask([face], height, width, "skin", grow=-0.1 * size) > 0.5
+    pixels = crop[0][:, cheeks]
+    skin_colour = pixels.median(dim=1).values if pixels.shape[1] else crop[0].flatten(1).median(dim=1).values
+    for region, cheek in (("right_brow", 205), ("left_brow", 425)):
+        mask = region_mask([face], height, width, region, feather=BROW_FEATHER * size, grow=BROW_GROW * size)
+        point = face.landmarks[cheek]
+        crop = remove_brow(
+            crop, mask, amount, skin_colour=skin_colour, texture_from=(float(point[0]), float(point[1]))
+        )
+    return crop
 
 
 def retouch_face(rgb: np.ndarray, face: Face, params: BeautyParams, device: torch.device) -> None:
@@ -101,8 +106,7 @@ def retouch_face(rgb: np.ndarray, face: Face, params: BeautyParams, device: torc
         white = torch.from_numpy(whiten_u8(crop_u8, params.whitening)).to(device).permute(2, 0, 1)[None]
         crop = crop + skin * (white.float() / 255.0 - crop)
     if params.remove_eyebrow:
-        brows = region_mask([local], ch, cw, "brows", feather=BROW_FEATHER * size, grow=BROW_GROW * size)
-        crop = remove_brows(crop, brows, params.remove_eyebrow / 100.0, _brow_height(local))
+        crop = _remove_brows(crop, local, params.remove_eyebrow / 100.0)
     if params.smoothing:
         crop = smooth_skin(crop, skin, params.smoothing / 100.0, size)
     amounts = WarpAmounts(params.thinface / 100.0, params.shrink_face / 100.0, params.enlarge_eye / 100.0)

@@ -19,8 +19,8 @@ import torch
 
 # smoothing
 SMOOTH_RADIUS = 0.028  # guided-filter window radius, as a fraction of the face's size
-SMOOTH_EPS = 0.012  # regularisation (intensity^2): variations below ~0.1 are smoothed, edges above kept
-TEXTURE_KEPT = 0.28  # fraction of the removed fine detail added back at full strength
+SMOOTH_EPS = 0.015  # regularisation (intensity^2): variations below ~0.1 are smoothed, edges above kept
+TEXTURE_KEPT = 0.2  # fraction of the removed fine detail added back at full strength
 SMOOTH_WORK_SIZE = 320  # the filter's coefficients are computed with the face about this many px wide
 
 # whitening, at 100
