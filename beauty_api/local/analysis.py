@@ -27,7 +27,8 @@ NUM_OUTPUT_LANDMARKS = 478
 MIN_PRESENCE = 0.5  # mesh face-presence probability under which a face is dropped (or a track lost)
 # A tracked ROI is kept while the new one is this close (fractions of its side / radians): a still face
 # then sees the very same crop every frame, so its landmarks are identical.
-ROI_KEEP_SHIFT, ROI_KEEP_SCALE, ROI_KEEP_ANGLE = 0.004, 0.01, 0.01
+# (The ROI of a face's own landmarks settles within these in two or three passes.)
+ROI_KEEP_SHIFT, ROI_KEEP_SCALE, ROI_KEEP_ANGLE = 0.01, 0.05, 0.02
 
 
 def to_nchw(image: torch.Tensor, device: torch.device | None = None) -> torch.Tensor:
@@ -41,7 +42,7 @@ def to_nchw(image: torch.Tensor, device: torch.device | None = None) -> torch.Te
     if image.dim() != 3 or image.shape[-1] < 3:
         raise ValueError(f"expected an image of shape HxWx3 (float 0..1), got {tuple(image.shape)}")
     x = image[..., :3].to(device=device or image.device, dtype=torch.float32)
-    return x.permute(2, 0, 1).unsqueeze(0).clamp(0.0, 1.0)
+    return x.permute(2, 0, 1).unsqueeze(0)
 
 
 @dataclass

@@ -158,7 +158,7 @@ class LocalEngine:
     def _analysis_input(self, frames: np.ndarray) -> tuple[torch.Tensor, float]:
         """[B, H, W, 3] uint8 -> float tensor on the device, shrunk to ANALYSIS_MAX_SIDE, and the scale back."""
         height, width = frames.shape[1:3]
-        tensor = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
+        tensor = torch.from_numpy(np.require(frames, requirements=["C", "W"])).to(self.device)
         scale = max(height, width) / ANALYSIS_MAX_SIDE
         if scale <= 1.0:
             return tensor.float() / 255.0, 1.0

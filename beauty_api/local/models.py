@@ -50,6 +50,9 @@ def read_model_file(name: str, directory: Path | None = None) -> bytes:
 
 
 def load_model(name: str, device: torch.device, directory: Path | None = None) -> fx.GraphModule:
-    """Model file `name` as a torch module on `device` (float32, eval mode, no gradients)."""
+    """Model file `name` as a torch module on `device` (float32, eval mode, no gradients).
+
+    Weights are stored channels-last: on this project's 2-core CPU that made the mesh about 25% faster
+    (oneDNN's preferred layout for depthwise convolutions)."""
     module = build_torch_module(read_tflite(read_model_file(name, directory), source=name), source=name)
-    return module.to(device)
+    return module.to(device=device, memory_format=torch.channels_last)

@@ -87,7 +87,7 @@ def crop(image_nchw: torch.Tensor, rois: list[Roi], size: int, *, border: str) -
     grid = sampling_grid(rois, size, h, w, image_nchw.device)
     src = image_nchw.expand(len(rois), -1, -1, -1)
     out = F.grid_sample(src, grid, mode="bilinear", padding_mode=border, align_corners=True)
-    return out.mul_(255.0).round_().div_(255.0)
+    return out.mul_(255.0).round_().clamp_(0.0, 255.0).div_(255.0)
 
 
 def project(points: torch.Tensor, roi: Roi, size: int) -> torch.Tensor:

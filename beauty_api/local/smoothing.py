@@ -12,8 +12,8 @@ import math
 import torch
 
 MIN_CUTOFF_HZ = 1.0
-BETA = 150.0
-DERIVATIVE_CUTOFF_HZ = 3.0
+BETA = 300.0
+DERIVATIVE_CUTOFF_HZ = 5.0
 
 
 def _alpha(cutoff: torch.Tensor | float, dt: float) -> torch.Tensor | float:

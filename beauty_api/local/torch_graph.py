@@ -146,6 +146,11 @@ class _Builder:
         module.weight.data = torch.from_numpy(alpha.reshape(-1).copy())
         return module
 
+    def owned(self, t: int) -> bool:
+        """Whether tensor `t` is a module's fresh output read only once (safe to overwrite)."""
+        node = self.values[t]
+        return node.op == "call_module" and self.consumers[t] == 1 and t not in self.g.outputs
+
     def set(self, t: int, node: fx.Node, *, nchw: bool) -> None:
         self.values[t] = node
         if nchw:
@@ -164,7 +169,13 @@ class _Builder:
             raise UnsupportedModelError(f"{self.source}: ADD with a constant operand is not supported")
         if (a in self.nchw) != (b in self.nchw):
             raise UnsupportedModelError(f"{self.source}: ADD of tensors in different layouts")
-        node = self.fx.call_function(torch.add, (self.values[a], self.values[b]))
+        # Add in place into an operand nothing else reads (a fresh conv output): no new buffer.
+        if self.owned(b):
+            node = self.fx.call_method("add_", (self.values[b], self.values[a]))
+        elif self.owned(a):
+            node = self.fx.call_method("add_", (self.values[a], self.values[b]))
+        else:
+            node = self.fx.call_function(torch.add, (self.values[a], self.values[b]))
         act = ACTIVATIONS.get(op.options.get("activation", 0), "?")
         if act == "RELU":
             node = self.fx.call_function(F.relu, (node,), {"inplace": True})

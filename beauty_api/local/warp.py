@@ -27,7 +27,7 @@ from . import topology as T
 
 # Strength of each control at 100 (tuned so the measured changes clear the issue's thresholds with room).
 SHRINK_AT_100 = 0.12  # the oval is sampled from 1.12x farther out: the face becomes ~0.89x as large
-THIN_AT_100 = 0.16  # the jaw line is sampled from 1.16x farther from the centre line
+THIN_AT_100 = 0.2  # the jaw line is sampled from 1.2x farther from the centre line
 EYE_AT_100 = 0.26  # the iris is sampled from 0.74x as far: ~1.35x larger, the lid contour ~1.17x
 
 # The falloff of shrink_face and thinface, in units of the oval's radius in that direction.
@@ -123,8 +123,8 @@ def displacement_field(
         u = (xy - top) @ across  # signed distance from the centre line
         v = ((xy - top) @ down) / length  # 0 at the eyes' level, 1 at the chin
         half_width = ((oval - top) @ across).abs().max().clamp_min(1.0)
-        lower = _smoothstep(0.15, 0.6, v)
-        toward_jaw = _smoothstep(0.0, 0.9, u.abs() / half_width)
+        lower = _smoothstep(0.05, 0.45, v)
+        toward_jaw = _smoothstep(0.0, 0.6, u.abs() / half_width)
         weight = THIN_AT_100 * amounts.thinface * lower * toward_jaw * inside
         field += (u * weight).unsqueeze(-1) * across
 
