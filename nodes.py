@@ -495,3 +495,104 @@ class _ProgressDisplay:
         if text != self._shown_text:
             self._shown_text = text
             comfy_bridge.send_progress_text(text, self.node_id)
+
+
+# -- Face Beauty Face Mask (offline face analysis, no API) ----------------------------------------
+
+
+class FaceBeautyFaceMask:
+    """A soft mask of a face region for every image, from MediaPipe's face mesh run locally by torch."""
+
+    DESCRIPTION = (
+        "Finds the faces in every image (offline: Google's MediaPipe face detector and 478-point "
+        "face mesh, run by torch on your machine; free, nothing is uploaded) and outputs a soft "
+        "mask of the chosen region: face, skin (face without eyes, brows, lips and nostrils), "
+        "eyes, brows or lips. Use it to limit any effect to the face, the skin or the eyes. "
+        "An image without a face gives an empty (black) mask."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "mask"
+    RETURN_TYPES = ("MASK",)
+    RETURN_NAMES = ("mask",)
+    OUTPUT_TOOLTIPS = ("One mask per input image (same width and height): 1 inside the region, 0 outside.",)
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, dict[str, Any]]:
+        from .beauty_api.local.regions import REGIONS
+
+        return {
+            "required": {
+                "image": ("IMAGE", {"tooltip": "Image(s) to find faces in; one mask per image."}),
+                "region": (
+                    list(REGIONS),
+                    {
+                        "default": "skin",
+                        "tooltip": "Which part of every face: face (the whole oval), skin (face without "
+                        "eyes, brows, lips and nostrils), eyes / left_eye / right_eye, brows / left_brow "
+                        "/ right_brow, lips. Left and right are the person's own.",
+                    },
+                ),
+                "feather": (
+                    "FLOAT",
+                    {
+                        "default": 6.0,
+                        "min": 0.0,
+                        "max": 256.0,
+                        "step": 0.5,
+                        "tooltip": "Width in pixels of the soft edge, centred on the region's outline "
+                        "(0 = a crisp, anti-aliased edge).",
+                    },
+                ),
+                "grow": (
+                    "FLOAT",
+                    {
+                        "default": 0.0,
+                        "min": -256.0,
+                        "max": 256.0,
+                        "step": 0.5,
+                        "tooltip": "Moves the outline outward by this many pixels (negative shrinks it).",
+                    },
+                ),
+                "max_faces": (
+                    "INT",
+                    {"default": 4, "min": 1, "max": 32, "tooltip": "At most this many faces per image."},
+                ),
+                "video": (
+                    "BOOLEAN",
+                    {
+                        "default": False,
+                        "tooltip": "Treat the batch as frames of one video: faces are tracked from frame "
+                        "to frame and smoothed, so masks do not flicker. Off: each image on its own.",
+                    },
+                ),
+            }
+        }
+
+    def mask(
+        self, image: Any, region: str, feather: float, grow: float, max_faces: int = 4, video: bool = False
+    ) -> tuple[Any]:
+        """Analyse each image (or track the batch) and rasterise the region's mask."""
+        import torch
+
+        from .beauty_api.local.analysis import FaceAnalyzer, load_analyzer
+        from .beauty_api.local.models import ModelFileError
+        from .beauty_api.local.regions import region_mask
+
+        try:
+            shared = load_analyzer(image.device)
+        except (ModelFileError, ImportError) as error:
+            raise FaceBeautyProError(str(error)) from None
+        analyzer = FaceAnalyzer(shared.detector, shared.mesh, max_faces=max_faces)
+        _, height, width, _ = image.shape
+        if video:
+            per_image = analyzer.track(image)
+        else:
+            per_image = []
+            for frame in image:
+                comfy_bridge.check_interrupted()
+                per_image.append(analyzer.analyze(frame))
+        masks = [
+            region_mask(faces, height, width, region, feather=feather, grow=grow, device=image.device)
+            for faces in per_image
+        ]
+        return (torch.stack(masks),)

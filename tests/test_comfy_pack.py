@@ -169,10 +169,11 @@ def no_comfy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_pack_loads_like_comfyui_loads_it(pack: types.ModuleType) -> None:
     assert "-" in pack.__name__
-    assert set(pack.NODE_CLASS_MAPPINGS) == {"FaceBeautyPro", "FaceBeautyProOptions"}
+    assert set(pack.NODE_CLASS_MAPPINGS) == {"FaceBeautyPro", "FaceBeautyProOptions", "FaceBeautyFaceMask"}
     assert pack.NODE_DISPLAY_NAME_MAPPINGS == {
         "FaceBeautyPro": "Face Beauty Pro",
         "FaceBeautyProOptions": "Face Beauty Pro Options",
+        "FaceBeautyFaceMask": "Face Beauty Face Mask",
     }
     for node_class in pack.NODE_CLASS_MAPPINGS.values():
         assert isinstance(node_class.RETURN_TYPES, tuple)
