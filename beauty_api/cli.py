@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_retouch(commands, verbose)
+    from .local.landmarks_cli import add_parser as add_landmarks_parser  # offline face analysis
+
+    add_landmarks_parser(commands, [verbose])
     commands.add_parser(
         "filters", parents=[verbose], help="list the 35 filters (number and name)"
     ).set_defaults(handler=_cmd_filters)
