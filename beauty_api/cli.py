@@ -42,7 +42,7 @@ from .params import (
 )
 
 if TYPE_CHECKING:
-    from .backend import ApiBackend, Progress, RetouchOutcome
+    from .backend import Progress, RetouchBackend, RetouchOutcome
     from .batch import BatchResult
     from .codec import SourceImage
 
@@ -203,6 +203,13 @@ def _add_retouch(commands: argparse._SubParsersAction, verbose: argparse.Argumen
         "--no-cache",
         action="store_true",
         help="neither read nor write the result cache (the journal stays on)",
+    )
+    retouch.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="api",
+        help="api: the paid Face Beauty Pro API (default); local: this machine's offline engine "
+        "(free, no key, no network; our own looks, not the API's)",
     )
     retouch.set_defaults(handler=_cmd_retouch)
 
@@ -457,7 +464,8 @@ def validate_retouch(args: argparse.Namespace) -> tuple[RetouchJob | None, list[
     problems += input_problems
     outputs, folder, output_problems = plan_outputs(inputs, args.output) if inputs else ([], None, [])
     problems += output_problems
-    problems += check_setup(use_cache=not args.no_cache)
+    if args.backend == "api":  # the local engine needs no key, address or cache
+        problems += check_setup(use_cache=not args.no_cache)
     if problems or params is None:
         return None, problems
     options = RetouchOptions(
@@ -529,6 +537,7 @@ class BatchReporter:
         with self.lock:
             self.written[index] = target
         credits = f", {outcome.credits_spent} credits" if outcome.credits_spent else ""
+        credits += f", {outcome.note}" if outcome.note else ""  # the local engine's "no face"
         _err(f"{self._prefix(index)}: done ({outcome.origin}, {outcome.seconds:.1f} s{credits}) -> {target}")
 
     def unfinished_started(self) -> int:
@@ -571,7 +580,7 @@ def _ctrl_c_cancels(event: threading.Event) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def run_job(backend: ApiBackend, job: RetouchJob) -> int:
+def run_job(backend: RetouchBackend, job: RetouchJob) -> int:
     """Retouch, write, report; the exit status."""
     from .batch import retouch_batch
     from .errors import RetouchCancelled
@@ -633,15 +642,14 @@ def _client_settings(job: RetouchJob) -> ClientSettings:
 
 def _summary(result: BatchResult, failed: int) -> str:
     counts = result.counts()
+    local = f"{counts['local']} local, " if counts.get("local") else ""
     return (
-        f"summary: {len(result.outcomes)} image(s): {counts['new']} new, {counts['cached']} cached, "
+        f"summary: {len(result.outcomes)} image(s): {local}{counts['new']} new, {counts['cached']} cached, "
         f"{counts['resumed']} resumed, {failed} failed; {result.credits_spent} credits spent"
     )
 
 
 def _cmd_retouch(args: argparse.Namespace) -> int:
-    from .backend import ApiBackend
-
     job, problems = validate_retouch(args)
     if job is None:
         for problem in problems:
@@ -653,11 +661,21 @@ def _cmd_retouch(args: argparse.Namespace) -> int:
         except OSError as error:
             _err(f"error: -o: cannot create the folder {job.folder}: {error.strerror or error}")
             return EXIT_USAGE
-    backend = ApiBackend.from_environment(
-        settings=_client_settings(job),
-        use_cache=False if args.no_cache else None,
-    )
-    return run_job(backend, job)
+    return run_job(build_backend(args.backend, job, no_cache=args.no_cache), job)
+
+
+BACKENDS = ("api", "local")
+
+
+def build_backend(name: str, job: RetouchJob, *, no_cache: bool = False) -> RetouchBackend:
+    """The backend `--backend` names: the paid API (key from the environment) or the offline engine."""
+    if name == "local":
+        from .local.backend import LocalBackend
+
+        return LocalBackend()
+    from .backend import ApiBackend
+
+    return ApiBackend.from_environment(settings=_client_settings(job), use_cache=False if no_cache else None)
 
 
 # -- other commands -----------------------------------------------------------------------------

@@ -56,7 +56,7 @@ import numpy as np
 from PIL import Image
 
 from ..clock import DEFAULT_CLOCK
-from .effect import FILTER_COUNT, FORMATS, EncodedResult, apply_effect, encode_result
+from .effect import FILTER_COUNT, FORMATS, EncodedResult, encode_result, render, resolve_effect
 from .faults import FAILURE_SHAPES, Fault, FaultPlan
 
 SUBMIT_PATH = "/api/portrait/effects/face-beauty-pro"
@@ -554,7 +554,9 @@ class Emulator:
         result_scale: float = 1.0,
         cdn_port: int = 0,
         log: Callable[[str], None] | None = None,
+        effect: str = "auto",
     ) -> None:
+        self.effect = resolve_effect(effect)  # "local" (the offline engine) or "stand-in"
         self.host = host
         self.port = port
         self.cdn_port = cdn_port
@@ -729,7 +731,7 @@ class Emulator:
         self._stats.bump(credits_billed=CREDITS_PER_TASK)
 
     def _render(self, valid: ValidSubmit) -> EncodedResult:
-        rgb = apply_effect(valid.rgb, valid.sliders, valid.filter_type)
+        rgb = render(valid.rgb, valid.sliders, valid.filter_type, self.effect)
         return encode_result(rgb, self.result_format, self.result_scale)
 
     def _finish_sync(self, valid: ValidSubmit, failure: Fault | None) -> Answer:

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..clock import CancelCheck, check_cancel
+from ..clock import CancelCheck
+from ..clock import check_cancel as raise_if_cancelled
 from ..params import SLIDER_NAMES, BeautyParams
 from .brows import remove_brow
 from .face import Face
@@ -201,12 +202,12 @@ class LocalEngine:
         results: list[LocalImageResult] = []
         faces_per_frame: list[list[Face]] | None = None
         if track and needs_faces(params) and len(frames) > 1 and _same_shape(frames):
-            check_cancel_now(check_cancel)
+            raise_if_cancelled(check_cancel)
             started = time.perf_counter()
             faces_per_frame = self.track_faces(np.stack(frames))
             tracking_share = (time.perf_counter() - started) / len(frames)
         for index, rgb in enumerate(frames):
-            check_cancel_now(check_cancel)
+            raise_if_cancelled(check_cancel)
             if faces_per_frame is None:
                 result = self.retouch(rgb, params)
             else:
@@ -223,10 +224,6 @@ class LocalEngine:
 
 def _same_shape(frames: Sequence[np.ndarray]) -> bool:
     return len({frame.shape for frame in frames}) == 1
-
-
-def check_cancel_now(hook: CancelCheck | None) -> None:
-    check_cancel(hook)
 
 
 __all__ = ["LocalEngine", "LocalImageResult", "is_identity", "retouch_faces"]
