@@ -212,3 +212,31 @@ def test_tracking_finds_the_face_again_after_it_was_lost(analyzer: FaceAnalyzer)
     blank = torch.full_like(face, 0.3)
     tracked = analyzer.track(torch.stack([face, blank, face]))
     assert [len(f) for f in tracked] == [1, 0, 1]
+
+
+# -- the .tflite reader --------------------------------------------------------------------------------
+def test_reader_operator_codes_and_options_agree_with_the_tflite_package() -> None:
+    tflite = pytest.importorskip("tflite")
+    from beauty_api.local.tflite_reader import OPERATOR_CODES, read_tflite
+
+    for code, name in OPERATOR_CODES.items():
+        assert getattr(tflite.BuiltinOperator, name) == code
+    data = (models.MODELS_DIR / models.DETECTOR_FILE).read_bytes()
+    ours = [op for op in read_tflite(data).ops if op.name == "DEPTHWISE_CONV_2D"]
+    graph = tflite.Model.GetRootAsModel(data, 0).Subgraphs(0)
+    theirs = []
+    for i in range(graph.OperatorsLength()):
+        table = graph.Operators(i).BuiltinOptions()
+        if graph.Operators(i).BuiltinOptionsType() == tflite.BuiltinOptions.DepthwiseConv2DOptions:
+            o = tflite.DepthwiseConv2DOptions()
+            o.Init(table.Bytes, table.Pos)
+            theirs.append(((o.StrideH(), o.StrideW()), o.Padding(), o.FusedActivationFunction()))
+    assert [(op.options["stride"], op.options["padding"], op.options["activation"]) for op in ours] == theirs
+    assert {s for s, _, _ in theirs} == {(1, 1), (2, 2)}
+
+
+def test_reader_refuses_a_file_that_is_not_tflite() -> None:
+    from beauty_api.local.tflite_reader import read_tflite
+
+    with pytest.raises(UnsupportedModelError, match=r"photo\.png is not a \.tflite file"):
+        read_tflite(b"\x89PNG\r\n\x1a\n" + bytes(100), source="photo.png")

@@ -1,38 +1,43 @@
 """Read a .tflite file into a plain graph description (ops, tensor shapes, float32 constants).
 
-Only what the face models need is understood; anything else is a clear `UnsupportedModelError` naming
-the operator. Constant DEQUANTIZE ops (the mesh stores float16 weights) are folded here, so the torch
-builder only sees float32 constants. Parsing uses the pure-Python `tflite` flatbuffer bindings.
+A .tflite file is a FlatBuffer (TensorFlow Lite's schema.fbs). The few tables the face models use are
+read here directly with `struct`, so no parser package is needed and reading both models takes a few
+milliseconds. Only the operators in `SUPPORTED_OPS` are understood; anything else is a clear
+`UnsupportedModelError` naming the operator. Constant DEQUANTIZE ops (the mesh stores float16 weights)
+are folded here, so the torch builder only sees float32 constants.
 """
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-SUPPORTED_OPS = (
-    "CONV_2D",
-    "DEPTHWISE_CONV_2D",
-    "PRELU",
-    "RELU",
-    "RELU6",
-    "ADD",
-    "PAD",
-    "MAX_POOL_2D",
-    "RESHAPE",
-    "CONCATENATION",
-    "DEQUANTIZE",
-    "LOGISTIC",
-)
-# tflite Padding enum and fused activations
-PADDING_SAME, PADDING_VALID = 0, 1
-ACTIVATIONS = {0: None, 1: "RELU", 3: "RELU6"}
+# BuiltinOperator codes from TensorFlow Lite's schema.fbs (checked against the `tflite` package in tests).
+OPERATOR_CODES = {
+    0: "ADD",
+    2: "CONCATENATION",
+    3: "CONV_2D",
+    4: "DEPTHWISE_CONV_2D",
+    6: "DEQUANTIZE",
+    14: "LOGISTIC",
+    17: "MAX_POOL_2D",
+    19: "RELU",
+    21: "RELU6",
+    22: "RESHAPE",
+    34: "PAD",
+    54: "PRELU",
+}
+SUPPORTED_OPS = tuple(OPERATOR_CODES.values())
+TENSOR_TYPES = {0: np.float32, 1: np.float16, 2: np.int32}  # TensorType: FLOAT32, FLOAT16, INT32
+PADDING_SAME, PADDING_VALID = 0, 1  # Padding enum
+ACTIVATIONS = {0: None, 1: "RELU", 3: "RELU6"}  # ActivationFunctionType
 
 
 class UnsupportedModelError(RuntimeError):
-    """The .tflite file uses something this executor does not implement."""
+    """The .tflite file uses something this executor does not implement, or is not a .tflite file."""
 
 
 @dataclass
@@ -57,109 +62,134 @@ class TfliteGraph:
     outputs: list[int]
 
 
-def _import_tflite() -> Any:
-    try:
-        import tflite
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "Face analysis needs the pure-Python `tflite` package to read the model files: "
-            "pip install -r requirements.txt (it installs tflite and flatbuffers)."
-        ) from exc
-    return tflite
+class _Table:
+    """A FlatBuffer table: fields are looked up through its vtable; absent fields give the default."""
 
+    __slots__ = ("buf", "pos", "vt_size", "vtable")
 
-def _op_names(tflite: Any) -> dict[int, str]:
-    ops = tflite.BuiltinOperator
-    return {v: k for k, v in vars(ops).items() if not k.startswith("_") and isinstance(v, int)}
+    def __init__(self, buf: bytes, pos: int) -> None:
+        self.buf, self.pos = buf, pos
+        self.vtable = pos - struct.unpack_from("<i", buf, pos)[0]
+        self.vt_size = struct.unpack_from("<H", buf, self.vtable)[0]
 
+    def _field(self, index: int) -> int:
+        slot = 4 + 2 * index
+        if slot >= self.vt_size:
+            return 0
+        off = struct.unpack_from("<H", self.buf, self.vtable + slot)[0]
+        return self.pos + off if off else 0
 
-def _options(tflite: Any, name: str, op: Any) -> dict[str, Any]:
-    table = op.BuiltinOptions()
-    if table is None:
-        return {}
-    if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-        o = tflite.Conv2DOptions() if name == "CONV_2D" else tflite.DepthwiseConv2DOptions()
-        o.Init(table.Bytes, table.Pos)
-        out = {
-            "stride": (o.StrideH(), o.StrideW()),
-            "dilation": (o.DilationHFactor(), o.DilationWFactor()),
-            "padding": o.Padding(),
-            "activation": o.FusedActivationFunction(),
-        }
-        if name == "DEPTHWISE_CONV_2D":
-            out["depth_multiplier"] = o.DepthMultiplier()
+    def scalar(self, index: int, fmt: str, default: int = 0) -> int:
+        at = self._field(index)
+        return struct.unpack_from("<" + fmt, self.buf, at)[0] if at else default
+
+    def _target(self, index: int) -> int:
+        at = self._field(index)
+        return at + struct.unpack_from("<I", self.buf, at)[0] if at else 0
+
+    def table(self, index: int) -> _Table | None:
+        at = self._target(index)
+        return _Table(self.buf, at) if at else None
+
+    def vector(self, index: int) -> tuple[int, int]:
+        """(start of the elements, length) of a vector field; (0, 0) when absent."""
+        at = self._target(index)
+        return (at + 4, struct.unpack_from("<I", self.buf, at)[0]) if at else (0, 0)
+
+    def ints(self, index: int, fmt: str = "i") -> list[int]:
+        start, n = self.vector(index)
+        return list(struct.unpack_from(f"<{n}{fmt}", self.buf, start)) if n else []
+
+    def tables(self, index: int) -> list[_Table]:
+        start, n = self.vector(index)
+        out = []
+        for k in range(n):
+            at = start + 4 * k
+            out.append(_Table(self.buf, at + struct.unpack_from("<I", self.buf, at)[0]))
         return out
-    if name == "MAX_POOL_2D":
-        o = tflite.Pool2DOptions()
-        o.Init(table.Bytes, table.Pos)
+
+    def string(self, index: int) -> str:
+        start, n = self.vector(index)
+        return self.buf[start : start + n].decode("utf-8", "replace") if start else ""
+
+
+def _options(name: str, t: _Table | None) -> dict[str, Any]:
+    if t is None:
+        return {}
+    if name == "CONV_2D":  # padding, stride_w, stride_h, activation, dilation_w, dilation_h
         return {
-            "kernel": (o.FilterHeight(), o.FilterWidth()),
-            "stride": (o.StrideH(), o.StrideW()),
-            "padding": o.Padding(),
-            "activation": o.FusedActivationFunction(),
+            "padding": t.scalar(0, "b"),
+            "stride": (t.scalar(2, "i"), t.scalar(1, "i")),
+            "activation": t.scalar(3, "b"),
+            "dilation": (t.scalar(5, "i", 1), t.scalar(4, "i", 1)),
+        }
+    if name == "DEPTHWISE_CONV_2D":  # padding, stride_w, stride_h, depth_multiplier, activation, dil_w, dil_h
+        return {
+            "padding": t.scalar(0, "b"),
+            "stride": (t.scalar(2, "i"), t.scalar(1, "i")),
+            "depth_multiplier": t.scalar(3, "i"),
+            "activation": t.scalar(4, "b"),
+            "dilation": (t.scalar(6, "i", 1), t.scalar(5, "i", 1)),
+        }
+    if name == "MAX_POOL_2D":  # padding, stride_w, stride_h, filter_width, filter_height, activation
+        return {
+            "padding": t.scalar(0, "b"),
+            "stride": (t.scalar(2, "i"), t.scalar(1, "i")),
+            "kernel": (t.scalar(4, "i"), t.scalar(3, "i")),
+            "activation": t.scalar(5, "b"),
         }
     if name == "ADD":
-        o = tflite.AddOptions()
-        o.Init(table.Bytes, table.Pos)
-        return {"activation": o.FusedActivationFunction()}
+        return {"activation": t.scalar(0, "b")}
     if name == "CONCATENATION":
-        o = tflite.ConcatenationOptions()
-        o.Init(table.Bytes, table.Pos)
-        return {"axis": o.Axis(), "activation": o.FusedActivationFunction()}
+        return {"axis": t.scalar(0, "i"), "activation": t.scalar(1, "b")}
     return {}
 
 
 def read_tflite(data: bytes, *, source: str = "model") -> TfliteGraph:
     """Parse `data` (the bytes of a .tflite file). `source` names the file in error messages."""
-    tflite = _import_tflite()
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise UnsupportedModelError(f"{source} is not a .tflite file (no TFL3 identifier)")
     try:
-        model = tflite.Model.GetRootAsModel(data, 0)
-        graph = model.Subgraphs(0)
-        n_tensors = graph.TensorsLength()
-    except Exception as exc:
+        model = _Table(data, struct.unpack_from("<I", data, 0)[0])
+        codes = [max(c.scalar(0, "b"), c.scalar(3, "i")) for c in model.tables(1)]
+        buffers = model.tables(4)
+        graph = model.tables(2)[0]
+        tensors = graph.tables(0)
+    except (struct.error, IndexError) as exc:
         raise UnsupportedModelError(f"{source} is not a readable .tflite file ({exc})") from exc
-    names_of_ops = _op_names(tflite)
-    dtypes = {tflite.TensorType.FLOAT32: np.float32, tflite.TensorType.FLOAT16: np.float16}
-    dtypes[tflite.TensorType.INT32] = np.int32
     shapes: dict[int, tuple[int, ...]] = {}
     names: dict[int, str] = {}
     constants: dict[int, np.ndarray] = {}
-    for t in range(n_tensors):
-        tensor = graph.Tensors(t)
-        shapes[t] = tuple(int(v) for v in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else ()
-        names[t] = tensor.Name().decode("utf-8", "replace")
-        buffer = model.Buffers(tensor.Buffer())
-        if buffer is not None and buffer.DataLength() > 0:
-            if tensor.Type() not in dtypes:
+    for t, tensor in enumerate(tensors):
+        shapes[t] = tuple(tensor.ints(0))
+        names[t] = tensor.string(3)
+        buffer = buffers[tensor.scalar(2, "I")]
+        start, n = buffer.vector(0)
+        if not n and buffer.scalar(1, "Q") > 1:  # data stored after the flatbuffer (models > 2 GB)
+            start, n = buffer.scalar(1, "Q"), buffer.scalar(2, "Q")
+        if n:
+            dtype = TENSOR_TYPES.get(tensor.scalar(1, "b"))
+            if dtype is None:
                 raise UnsupportedModelError(
-                    f"{source}: constant {names[t]!r} has unsupported type {tensor.Type()}"
+                    f"{source}: constant {names[t]!r} has unsupported tensor type {tensor.scalar(1, 'b')}"
                 )
-            raw = buffer.DataAsNumpy().tobytes()
-            constants[t] = np.frombuffer(raw, dtype=dtypes[tensor.Type()]).reshape(shapes[t])
+            constants[t] = np.frombuffer(data, dtype=dtype, count=n // np.dtype(dtype).itemsize, offset=start)
+            constants[t] = constants[t].reshape(shapes[t])
     ops: list[Op] = []
-    for i in range(graph.OperatorsLength()):
-        op = graph.Operators(i)
-        code = model.OperatorCodes(op.OpcodeIndex())
-        name = names_of_ops.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "CUSTOM")
-        if name not in SUPPORTED_OPS:
+    for i, op in enumerate(graph.tables(3)):
+        code = codes[op.scalar(0, "I")]
+        name = OPERATOR_CODES.get(code)
+        if name is None:
             raise UnsupportedModelError(
-                f"{source}: operator {name} (op #{i}) is not supported by the torch executor "
-                f"(supported: {', '.join(SUPPORTED_OPS)})"
+                f"{source}: operator with builtin code {code} (op #{i}) is not supported by the torch "
+                f"executor (supported: {', '.join(SUPPORTED_OPS)})"
             )
-        inputs = [int(v) for v in op.InputsAsNumpy()]
-        outputs = [int(v) for v in op.OutputsAsNumpy()]
+        inputs, outputs = op.ints(1), op.ints(2)
         if name == "DEQUANTIZE" and inputs[0] in constants:
             constants[outputs[0]] = constants[inputs[0]].astype(np.float32)
             continue
-        ops.append(Op(name, inputs, outputs, _options(tflite, name, op)))
+        ops.append(Op(name, inputs, outputs, _options(name, op.table(4))))
     for t, value in constants.items():
         if value.dtype == np.float16:
             constants[t] = value.astype(np.float32)
-    return TfliteGraph(
-        shapes=shapes,
-        names=names,
-        constants=constants,
-        ops=ops,
-        inputs=[int(v) for v in graph.InputsAsNumpy()],
-        outputs=[int(v) for v in graph.OutputsAsNumpy()],
-    )
+    return TfliteGraph(shapes, names, constants, ops, graph.ints(1), graph.ints(2))
