@@ -89,7 +89,7 @@ class FaceAnalyzer:
 
     # -- models --------------------------------------------------------------------------------------
     def _on(self, device: torch.device) -> None:
-        if next(self.detector.parameters()).device != device:
+        if next(self.detector.buffers()).device != device:
             self.detector.to(device)
             self.mesh.to(device)
 
