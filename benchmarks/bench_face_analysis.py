@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from beauty_api.local import analysis  # noqa: E402
 from beauty_api.local.analysis import FaceAnalyzer, load_analyzer  # noqa: E402
+from beauty_api.local.regions import region_mask  # noqa: E402
 
 PORTRAIT = ROOT / "tests" / "data" / "mediapipe_reference" / "portrait_grace_hopper_512x600.jpg"
 
@@ -59,7 +60,7 @@ def main() -> None:
     t0 = time.perf_counter()
     analyzer = load_analyzer(device)
     load_s = time.perf_counter() - t0
-    frames = torch.stack([torch.roll(image, shifts=2 * i, dims=1) for i in range(8)])
+    frames = torch.stack([torch.roll(image, shifts=2 * i, dims=1) for i in range(9)])  # moving 2 px/frame
 
     print(
         f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads, image {tuple(image.shape)}"
@@ -80,11 +81,20 @@ def main() -> None:
         for label, fn in rows:
             med, low = timed(fn, args.repeat, device)
             print(f"{label:<48} median {med:7.1f} ms   min {low:7.1f} ms")
-        med, low = timed(lambda: analyzer.track(frames), max(3, args.repeat // 4), device)
+        # A tracked frame = (clip of 9 frames - clip of 1 frame) / 8: the first frame's detection cancels out.
+        clip_med, clip_low = timed(lambda: analyzer.track(frames), max(3, args.repeat // 4), device)
+        one_med, one_low = timed(lambda: analyzer.track(frames[:1]), max(3, args.repeat // 4), device)
         print(
-            f"{'tracked frame (8-frame clip, per frame)':<48} median {med / 8:7.1f} ms   min {low / 8:7.1f} ms"
-            "   (includes the first frame's detection)"
+            f"{'tracked frame (mesh on the previous ROI + smoothing)':<48} median "
+            f"{(clip_med - one_med) / 8:7.1f} ms   min {(clip_low - one_low) / 8:7.1f} ms"
         )
+        faces = analyzer.analyze(image)
+        h, w = image.shape[:2]
+        for region in ("face", "skin", "eyes"):
+            med, low = timed(lambda r=region: region_mask(faces, h, w, r, feather=6.0), args.repeat, device)
+            print(
+                f"{'region_mask ' + region + ' (feather 6 px)':<48} median {med:7.1f} ms   min {low:7.1f} ms"
+            )
 
 
 if __name__ == "__main__":

@@ -68,16 +68,25 @@ def polygon_signed_distance(points: torch.Tensor, polygon: torch.Tensor) -> torc
     return torch.where(inside, -dist, dist)
 
 
-def _region_distance(points: torch.Tensor, landmarks: torch.Tensor, region: str) -> torch.Tensor:
+def _region_distance(
+    points: torch.Tensor, landmarks: torch.Tensor, region: str, margin: float
+) -> torch.Tensor:
+    """Signed distance of `region` at `points`. A subtracted polygon (a hole) is evaluated only within
+    `margin` px of its box: farther away the hole cannot change the mask, whose edge is then the
+    oval's or lies `margin` px inside it anyway."""
     united, subtracted = _REGION_POLYGONS[region]
     sd = torch.stack([polygon_signed_distance(points, landmarks[list(p)]) for p in united]).amin(0)
     for poly in subtracted:
-        sd = torch.maximum(sd, -polygon_signed_distance(points, landmarks[list(poly)]))
+        hole = landmarks[list(poly)]
+        lo, hi = hole.amin(0) - margin, hole.amax(0) + margin
+        near = ((points >= lo) & (points <= hi)).all(dim=1).nonzero().squeeze(1)
+        if len(near):
+            sd[near] = torch.maximum(sd[near], -polygon_signed_distance(points[near], hole))
     return sd
 
 
 def _face_distance_field(
-    landmarks: torch.Tensor, region: str, x0: int, y0: int, x1: int, y1: int
+    landmarks: torch.Tensor, region: str, x0: int, y0: int, x1: int, y1: int, margin: float
 ) -> torch.Tensor:
     """The region's signed distance on pixels [y0, y1) x [x0, x1), via a coarse grid when the box is large."""
     w, h = x1 - x0, y1 - y0
@@ -88,7 +97,9 @@ def _face_distance_field(
     ys = y0 + torch.arange(gh, device=dev, dtype=torch.float32) * step
     grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], dim=-1).reshape(-1, 2)
     lm = landmarks[:, :2].float()
-    sd = torch.cat([_region_distance(grid[i : i + _CHUNK], lm, region) for i in range(0, len(grid), _CHUNK)])
+    margin += 2 * step  # the coarse field is interpolated between samples one step apart
+    chunks = range(0, len(grid), _CHUNK)
+    sd = torch.cat([_region_distance(grid[i : i + _CHUNK], lm, region, margin) for i in chunks])
     sd = sd.reshape(1, 1, gh, gw)
     if step == 1.0:
         return sd[0, 0, :h, :w]
@@ -139,7 +150,8 @@ def region_mask(
         x1, y1 = min(width, math.ceil(hi[0].item()) + 1), min(height, math.ceil(hi[1].item()) + 1)
         if x1 <= x0 or y1 <= y0:
             continue
-        sd = _face_distance_field(lm, region, x0, y0, x1, y1) - float(grow)
+        reach = abs(float(grow)) + feather / 2 + 2
+        sd = _face_distance_field(lm, region, x0, y0, x1, y1, reach) - float(grow)
         patch = mask[y0:y1, x0:x1]
         torch.maximum(patch, _ramp(sd, feather), out=patch)
     return mask
