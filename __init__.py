@@ -4,18 +4,20 @@ Importing this does no network access and no key check (the key is looked up whe
 runs), so a missing key never breaks ComfyUI's startup.
 """
 
-from .nodes import FaceBeautyFaceMask, FaceBeautyPro, FaceBeautyProOptions
+from .nodes import FaceBeautyFaceMask, FaceBeautyLocal, FaceBeautyPro, FaceBeautyProOptions
 
 NODE_CLASS_MAPPINGS = {
     "FaceBeautyPro": FaceBeautyPro,
     "FaceBeautyProOptions": FaceBeautyProOptions,
     "FaceBeautyFaceMask": FaceBeautyFaceMask,
+    "FaceBeautyLocal": FaceBeautyLocal,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
     "FaceBeautyPro": "Face Beauty Pro",
     "FaceBeautyProOptions": "Face Beauty Pro Options",
     "FaceBeautyFaceMask": "Face Beauty Face Mask",
+    "FaceBeautyLocal": "Face Beauty (Local)",
 }
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

@@ -596,3 +596,157 @@ class FaceBeautyFaceMask:
             for faces in per_image
         ]
         return (torch.stack(masks),)
+
+
+# -- Face Beauty (Local) --------------------------------------------------------------------------
+
+
+class FaceBeautyLocal:
+    """Face Beauty (Local): the same sliders and filter list as Face Beauty Pro, computed on this machine."""
+
+    DESCRIPTION = (
+        "Retouches every portrait (or video frame) of the batch on this machine: free, offline, no key, "
+        "nothing uploaded. The same six sliders and 35 filter names as Face Beauty Pro, in the same "
+        "order, so one node can replace the other with its settings: use it to preview before paying "
+        "for the API, or when the API's exact look is not needed. The looks are our own design inspired "
+        "by the API's names (the API's are not published). Faces are found with MediaPipe's face mesh run "
+        "by torch; an image without a face gets the filter only and the report says 'no face'. The same "
+        "input and settings always give the same output."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "retouch"
+    RETURN_TYPES = ("IMAGE", "STRING")
+    RETURN_NAMES = ("image", "report")
+    OUTPUT_TOOLTIPS = (
+        "The retouched images: same batch size, order, width and height as the input.",
+        "Per image: the faces found ('no face' when none) and seconds; 0 credits.",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, dict[str, Any]]:
+        # The Pro node's own slider and filter widgets (names, order, ranges, tooltips): swapping one
+        # node for the other keeps the settings.
+        required = dict(FaceBeautyPro.INPUT_TYPES()["required"])
+        required["image"] = ("IMAGE", {"tooltip": "Portrait(s) or video frames to retouch on this machine."})
+        return {
+            "required": required,
+            "optional": {
+                "video": (
+                    "BOOLEAN",
+                    {
+                        "default": False,
+                        "tooltip": "Treat the batch as frames of one video: faces are tracked from frame "
+                        "to frame and smoothed, so the reshaping does not jitter. Off: each image on its own.",
+                    },
+                )
+            },
+            "hidden": {"unique_id": "UNIQUE_ID"},
+        }
+
+    async def retouch(
+        self,
+        image: Any,
+        whitening: int,
+        smoothing: int,
+        thinface: int,
+        shrink_face: int,
+        enlarge_eye: int,
+        remove_eyebrow: int,
+        filter_type: str,
+        video: bool = False,
+        unique_id: str | None = None,
+    ) -> tuple[Any, str]:
+        """Retouch the batch in a worker thread; progress and Cancel as in Face Beauty Pro."""
+        try:
+            params = BeautyParams(
+                whitening=whitening,
+                smoothing=smoothing,
+                thinface=thinface,
+                shrink_face=shrink_face,
+                enlarge_eye=enlarge_eye,
+                remove_eyebrow=remove_eyebrow,
+                filter_type=filter_type,
+            )
+        except BeautyError as error:
+            raise FaceBeautyProError(str(error)) from None
+        node_id = None if unique_id is None else str(unique_id)
+        try:
+            return await _run_local(image, params, bool(video), node_id)
+        except RetouchCancelled:
+            interrupt = comfy_bridge.interrupt_exception_type()
+            if interrupt is None:
+                raise
+            raise interrupt() from None
+
+
+async def _run_local(image: Any, params: BeautyParams, video: bool, node_id: str | None) -> tuple[Any, str]:
+    """The local batch in a thread; the event loop shows "n/N done" and watches for Cancel meanwhile."""
+    total = int(image.shape[0])
+    watch = comfy_bridge.InterruptWatch()
+    bar = comfy_bridge.progress_bar(total, node_id)
+    done = [0]
+    shown = [-1]
+
+    def publish() -> None:
+        count = done[0]
+        if count == shown[0]:
+            return
+        shown[0] = count
+        try:
+            bar.update_absolute(count, total)
+            comfy_bridge.send_progress_text(f"Face Beauty (Local): {count}/{total} done", node_id)
+        except BaseException as error:  # ComfyUI's progress hook raises the interrupt: keep it
+            if comfy_bridge.is_interrupt(error):
+                watch.trip(error)
+            else:
+                log.debug("progress update failed: %s", error)
+
+    def on_frame(index: int, result: object) -> None:
+        done[0] = index + 1
+
+    publish()
+    watch.raise_if_tripped()
+    work = asyncio.ensure_future(
+        asyncio.to_thread(_retouch_local_blocking, image, params, video, watch, on_frame)
+    )
+    work.add_done_callback(_retrieve)
+    try:
+        while not work.done():
+            publish()
+            watch.raise_if_tripped()
+            await asyncio.wait({work}, timeout=CANCEL_POLL_SECONDS)
+        publish()
+        watch.raise_if_tripped()
+        return work.result()
+    finally:
+        if not work.done():
+            watch.trip(RetouchCancelled("The node was cancelled."))
+
+
+def _retouch_local_blocking(
+    image: Any, params: BeautyParams, video: bool, watch: comfy_bridge.InterruptWatch, on_frame: Any
+) -> tuple[Any, str]:
+    import torch
+
+    from .beauty_api.local.engine import LocalEngine
+    from .beauty_api.local.models import ModelFileError
+
+    sources = codec.images_from_input(image)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        results = LocalEngine(device=device).retouch_frames(
+            [source.rgb for source in sources], params, track=video, check_cancel=watch, on_frame=on_frame
+        )
+    except (ModelFileError, ImportError) as error:
+        raise FaceBeautyProError(str(error)) from None
+    arrays = [codec.attach_alpha(r.image, s.alpha) for r, s in zip(results, sources, strict=True)]
+    lines = [f"image {i}: local, {r.note}, {r.seconds:.2f} s, 0 credits" for i, r in enumerate(results)]
+    without = [str(i) for i, r in enumerate(results) if r.faces == 0]
+    lines.append(
+        f"total: {len(results)} image(s) retouched locally"
+        + (f"; no face in image(s) {', '.join(without)} (filter only)" if without else "")
+        + "; 0 credits spent"
+    )
+    report = "\n".join(lines)
+    log.info("Face Beauty (Local):\n%s", report)
+    return codec.to_comfy_tensor(arrays), report

@@ -76,7 +76,7 @@ RECIPES: dict[str, Recipe] = {
     "Ice Beauty": Recipe(temperature=-0.14, exposure=0.10, saturation=0.85, highlights=(0.0, 0.02, 0.05)),
     "Paris": Recipe(tint=0.04, temperature=0.03, contrast=0.20, fade=0.05, shadows=(0.03, 0.0, 0.04)),
     "Time": Recipe(temperature=0.05, saturation=0.60, contrast=0.25, shadows=(0.02, 0.02, 0.0)),
-    "LOMO": Recipe(contrast=0.70, saturation=1.35, shadows=(0.0, 0.0, 0.06), highlights=(0.04, 0.04, 0.0)),
+    "LOMO": Recipe(contrast=0.55, saturation=1.35, shadows=(0.0, 0.0, 0.06), highlights=(0.04, 0.04, 0.0)),
     "Old Times": Recipe(mono=(0.30, 0.59, 0.11), mono_tone=(0.09, 0.03, -0.07), fade=0.08),
     "Early Spring": Recipe(tint=-0.05, saturation=1.10, exposure=0.08, highlights=(0.0, 0.03, 0.01)),
     "Story": Recipe(temperature=0.03, saturation=0.75, contrast=0.10, fade=0.12),
@@ -147,8 +147,17 @@ def apply_recipe(rgb: np.ndarray, recipe: Recipe) -> np.ndarray:
     if recipe.mono is not None:
         out = out + 4.0 * grey * (1.0 - grey) * np.asarray(recipe.mono_tone)
     out = recipe.fade + (1.0 - 2.0 * recipe.fade) * out
-    # the last word: keep every value a hair inside 0..1 so mid-greys never clip
-    return np.clip(out, 0.0, 1.0)
+    return soft_clip(out)
+
+
+def soft_clip(x: np.ndarray, knee: float = 0.08) -> np.ndarray:
+    """Identity in the middle, rolled off smoothly near 0 and 1: strictly increasing and never flat.
+
+    A hard clip would turn every value a tint pushed past white into one band of 255s.
+    """
+    top = 1.0 - knee
+    x = np.where(x > top, top + knee * np.tanh((x - top) / knee), x)
+    return np.where(x < knee, knee - knee * np.tanh((knee - x) / knee), x)
 
 
 def build_luts() -> np.ndarray:
