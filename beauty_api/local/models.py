@@ -55,4 +55,4 @@ def load_model(name: str, device: torch.device, directory: Path | None = None) -
     Weights are stored channels-last: on this project's 2-core CPU that made the mesh about 25% faster
     (oneDNN's preferred layout for depthwise convolutions)."""
     module = build_torch_module(read_tflite(read_model_file(name, directory), source=name), source=name)
-    return module.to(device=device, memory_format=torch.channels_last)
+    return module.to(device=device, memory_format=torch.channels_last)  # type: ignore[call-overload]

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -188,7 +190,7 @@ class _Builder:
         elif name == "ADD":
             self.elementwise(op)
         elif name in ("RELU", "RELU6", "LOGISTIC"):
-            fn = {"RELU": F.relu, "RELU6": F.relu6, "LOGISTIC": torch.sigmoid}[name]
+            fn: Callable[..., Any] = {"RELU": F.relu, "RELU6": F.relu6, "LOGISTIC": torch.sigmoid}[name]
             self.set(out, self.fx.call_function(fn, (self.values[ins[0]],)), nchw=ins[0] in self.nchw)
         elif name == "PRELU":
             node = self.fresh(self.fx.call_function(F.prelu, (self.values[ins[0]], self.prelu_weight(op))))
@@ -212,10 +214,10 @@ class _Builder:
                     node = self.fx.call_function(F.pad, (node, (left, right, t, b)), {"value": -math.inf})
             self.set(out, self.fx.call_function(F.max_pool2d, (node, (kh, kw), (sh, sw))), nchw=True)
         elif name == "RESHAPE":
-            shape = list(self.g.shapes[out])
-            if shape and shape[0] == 1:
-                shape[0] = -1  # any batch size
-            self.set(out, self.fx.call_method("reshape", (self.plain(ins[0]), *shape)), nchw=False)
+            target = list(self.g.shapes[out])
+            if target and target[0] == 1:
+                target[0] = -1  # any batch size
+            self.set(out, self.fx.call_method("reshape", (self.plain(ins[0]), *target)), nchw=False)
         elif name == "CONCATENATION":
             axis = op.options["axis"]
             rank = len(self.g.shapes[out])
