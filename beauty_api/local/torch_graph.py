@@ -26,6 +26,7 @@ from torch import fx, nn
 from .tflite_reader import ACTIVATIONS, PADDING_SAME, Op, TfliteGraph, UnsupportedModelError
 
 _NHWC_TO_NCHW_AXIS = {0: 0, 1: 2, 2: 3, 3: 1}
+_ELEMENTWISE: dict[str, Callable[..., Any]] = {"RELU": F.relu, "RELU6": F.relu6, "LOGISTIC": torch.sigmoid}
 
 
 def _same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
@@ -190,7 +191,7 @@ class _Builder:
         elif name == "ADD":
             self.elementwise(op)
         elif name in ("RELU", "RELU6", "LOGISTIC"):
-            fn: Callable[..., Any] = {"RELU": F.relu, "RELU6": F.relu6, "LOGISTIC": torch.sigmoid}[name]
+            fn: Callable[..., Any] = _ELEMENTWISE[name]
             self.set(out, self.fx.call_function(fn, (self.values[ins[0]],)), nchw=ins[0] in self.nchw)
         elif name == "PRELU":
             node = self.fresh(self.fx.call_function(F.prelu, (self.values[ins[0]], self.prelu_weight(op))))
