@@ -588,9 +588,9 @@ class FaceBeautyFaceMask:
             per_image = analyzer.track(image)
         else:
             per_image = []
-            for frame in image:
+            for start in range(0, image.shape[0], 8):  # the faces of 8 images go through the mesh together
                 comfy_bridge.check_interrupted()
-                per_image.append(analyzer.analyze(frame))
+                per_image += analyzer.analyze_batch(image[start : start + 8])
         masks = [
             region_mask(faces, height, width, region, feather=feather, grow=grow, device=image.device)
             for faces in per_image

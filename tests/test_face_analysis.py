@@ -147,6 +147,18 @@ def test_two_faces_side_by_side_are_both_found(analyzer: FaceAnalyzer) -> None:
     assert len(single.analyze(pair)) == 1
 
 
+def test_a_batch_of_images_is_analysed_as_each_image_alone(analyzer: FaceAnalyzer) -> None:
+    astronaut = image_tensor("portrait_astronaut_512.png")
+    hopper = image_tensor("portrait_grace_hopper_512x600.jpg")[44:556]  # 512 x 512, same size
+    batch = torch.stack([astronaut, torch.full_like(astronaut, 0.5), hopper])
+    found = analyzer.analyze_batch(batch)
+    assert [len(faces) for faces in found] == [1, 0, 1]
+    for faces, image in zip(found, batch, strict=True):
+        for together, alone in zip(faces, analyzer.analyze(image), strict=True):
+            assert (together.landmarks - alone.landmarks).abs().max() < 0.01  # batched float rounding only
+            assert abs(together.score - alone.score) < 1e-4
+
+
 # -- model files ---------------------------------------------------------------------------------------
 def test_shipped_hashes_match_the_code_and_the_notice() -> None:
     sums = dict(

@@ -95,20 +95,34 @@ class FaceAnalyzer:
 
     def detect(self, image_nchw: torch.Tensor) -> list[D.Detection]:
         """Face detections in image pixels, best first (before `max_faces`)."""
-        _, _, h, w = image_nchw.shape
-        side = max(h, w)
-        square = crop(image_nchw, [Roi(w / 2, h / 2, side, 0.0)], D.INPUT_SIZE, border="zeros")
-        regressors, logits = self.detector(square * 2.0 - 1.0)
-        scores, rows = D.decode(regressors[0], logits[0, :, 0])
-        return D.to_image(D.weighted_nms(scores.cpu(), rows.cpu()), h, w)
+        return self._detect_many([image_nchw])[0]
+
+    def _detect_many(self, images: Sequence[torch.Tensor]) -> list[list[D.Detection]]:
+        squares = []
+        for x in images:
+            _, _, h, w = x.shape
+            squares.append(crop(x, [Roi(w / 2, h / 2, max(h, w), 0.0)], D.INPUT_SIZE, border="zeros"))
+        regressors, logits = self.detector(torch.cat(squares) * 2.0 - 1.0)
+        found = []
+        for i, x in enumerate(images):
+            scores, rows = D.decode(regressors[i], logits[i, :, 0])
+            found.append(D.to_image(D.weighted_nms(scores.cpu(), rows.cpu()), x.shape[2], x.shape[3]))
+        return found
 
     def mesh_pass(
         self, image_nchw: torch.Tensor, rois: Sequence[Roi]
     ) -> tuple[list[torch.Tensor], list[float]]:
         """One batched mesh run: landmarks [478, 3] in image pixels and presence per roi."""
+        return self._mesh_many([(image_nchw, rois)])
+
+    def _mesh_many(
+        self, work: Sequence[tuple[torch.Tensor, Sequence[Roi]]]
+    ) -> tuple[list[torch.Tensor], list[float]]:
+        """The mesh on every roi of every image in one batch; results in the order given."""
+        rois = [roi for _, image_rois in work for roi in image_rois]
         if not rois:
             return [], []
-        crops = crop(image_nchw, list(rois), MESH_SIZE, border="border")
+        crops = torch.cat([crop(x, list(r), MESH_SIZE, border="border") for x, r in work if r])
         raw, presence_logit = self.mesh(crops)[:2]
         raw = raw.reshape(len(rois), NUM_OUTPUT_LANDMARKS, 3)
         presence = torch.sigmoid(presence_logit.reshape(-1)).tolist()
@@ -120,20 +134,44 @@ class FaceAnalyzer:
         x = to_nchw(image)
         with self._lock, torch.inference_mode():
             self._on(x.device)
-            return [face for face, _ in self._analyze(x)]
+            return [face for face, _ in self._analyze_many([x])[0]]
+
+    def analyze_batch(self, images: torch.Tensor, *, chunk: int = 8) -> list[list[Face]]:
+        """`analyze` for each image of a BxHxWx3 batch (independent images, not a video): the detector
+        and the mesh each run once per `chunk` images, on all their faces together."""
+        if images.dim() == 3:
+            images = images.unsqueeze(0)
+        out: list[list[Face]] = []
+        with self._lock, torch.inference_mode():
+            for start in range(0, images.shape[0], chunk):
+                xs = [to_nchw(frame) for frame in images[start : start + chunk]]
+                self._on(xs[0].device)
+                out += [[face for face, _ in found] for found in self._analyze_many(xs)]
+        return out
 
     def _analyze(self, x: torch.Tensor) -> list[tuple[Face, Roi]]:
-        dets = self.detect(x)[: max(0, self.max_faces)]
-        rois = [roi_from_box(d.box, d.keypoints[0], d.keypoints[1]) for d in dets]
-        landmarks, presence = self.mesh_pass(x, rois)
-        if self.second_pass and rois:
-            rois = [roi_from_landmarks(lm) for lm in landmarks]
-            landmarks, presence = self.mesh_pass(x, rois)
-        return [
-            (_face(lm, p, roi), roi)
-            for lm, p, roi in zip(landmarks, presence, rois, strict=True)
-            if p >= self.min_presence
+        return self._analyze_many([x])[0]
+
+    def _analyze_many(self, images: Sequence[torch.Tensor]) -> list[list[tuple[Face, Roi]]]:
+        detections = self._detect_many(images)
+        rois = [
+            [roi_from_box(d.box, d.keypoints[0], d.keypoints[1]) for d in dets[: max(0, self.max_faces)]]
+            for dets in detections
         ]
+        landmarks, presence = self._mesh_many(list(zip(images, rois, strict=True)))
+        if self.second_pass and landmarks:
+            refined = iter([roi_from_landmarks(lm) for lm in landmarks])
+            rois = [[next(refined) for _ in image_rois] for image_rois in rois]
+            landmarks, presence = self._mesh_many(list(zip(images, rois, strict=True)))
+        results, k = [], 0
+        for image_rois in rois:
+            faces = []
+            for roi in image_rois:
+                if presence[k] >= self.min_presence:
+                    faces.append((_face(landmarks[k], presence[k], roi), roi))
+                k += 1
+            results.append(faces)
+        return results
 
     def track(self, frames: torch.Tensor, *, fps: float = 30.0) -> list[list[Face]]:
         """Faces in each frame of a video batch (BxHxWx3): each frame's ROI comes from the previous
