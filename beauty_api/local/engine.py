@@ -11,6 +11,7 @@ only one on the whole frame. Same input and settings, same output: nothing here 
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from PIL import Image
 
 from ..clock import CancelCheck
 from ..clock import check_cancel as raise_if_cancelled
@@ -35,6 +38,7 @@ SKIN_GROW = -0.035  # the skin mask stops this far inside its edges (eyes stay s
 BROW_GROW = 0.02
 BROW_FEATHER = 0.035
 WARP_BORDER = 0.08  # the warp's taper to zero at the crop's border, fraction of the face's size
+MASK_WORK_SIZE = 384  # masks are rasterised with the face at most this big, then upsampled (they are soft)
 
 
 @dataclass(frozen=True)
@@ -72,15 +76,37 @@ def _face_in_crop(face: Face, x0: int, y0: int) -> Face:
     )
 
 
+def _soft_mask(
+    face: Face, height: int, width: int, region: str, *, feather: float, grow: float
+) -> torch.Tensor:
+    """`region_mask` of one face on its crop; for a large face, rasterised smaller and upsampled."""
+    scale = min(1.0, MASK_WORK_SIZE / max(face.size, 1.0))
+    if scale == 1.0:
+        return region_mask([face], height, width, region, feather=feather, grow=grow)
+    small_h, small_w = max(2, round(height * scale)), max(2, round(width * scale))
+    factors = torch.tensor([small_w / width, small_h / height], device=face.landmarks.device)
+    landmarks = face.landmarks.clone()
+    landmarks[:, :2] = (landmarks[:, :2] + 0.5) * factors - 0.5
+    small = region_mask(
+        [dataclasses.replace(face, landmarks=landmarks)],
+        small_h,
+        small_w,
+        region,
+        feather=feather * scale,
+        grow=grow * scale,
+    )
+    return F.interpolate(small[None, None], size=(height, width), mode="bilinear", align_corners=False)[0, 0]
+
+
 def _remove_brows(crop: torch.Tensor, face: Face, amount: float) -> torch.Tensor:
     """Each brow filled with skin; the skin colour is the median of the cheeks, the texture a cheek's."""
     _, _, height, width = crop.shape
     size = max(face.size, 1.0)
-    cheeks = region_mask([face], height, width, "skin", grow=-0.1 * size) > 0.5
+    cheeks = _soft_mask(face, height, width, "skin", feather=0.0, grow=-0.1 * size) > 0.5
     pixels = crop[0][:, cheeks]
     skin_colour = pixels.median(dim=1).values if pixels.shape[1] else crop[0].flatten(1).median(dim=1).values
     for region, cheek in (("right_brow", 205), ("left_brow", 425)):
-        mask = region_mask([face], height, width, region, feather=BROW_FEATHER * size, grow=BROW_GROW * size)
+        mask = _soft_mask(face, height, width, region, feather=BROW_FEATHER * size, grow=BROW_GROW * size)
         point = face.landmarks[cheek]
         crop = remove_brow(
             crop, mask, amount, skin_colour=skin_colour, texture_from=(float(point[0]), float(point[1]))
@@ -102,7 +128,7 @@ def retouch_face(rgb: np.ndarray, face: Face, params: BeautyParams, device: torc
     crop = torch.from_numpy(np.ascontiguousarray(crop_u8)).to(device).permute(2, 0, 1)[None].float() / 255.0
     skin = None
     if params.whitening or params.smoothing:
-        skin = region_mask([local], ch, cw, "skin", feather=SKIN_FEATHER * size, grow=SKIN_GROW * size)
+        skin = _soft_mask(local, ch, cw, "skin", feather=SKIN_FEATHER * size, grow=SKIN_GROW * size)
     if params.whitening:
         white = torch.from_numpy(whiten_u8(crop_u8, params.whitening)).to(device).permute(2, 0, 1)[None]
         crop = crop + skin * (white.float() / 255.0 - crop)
@@ -156,25 +182,23 @@ class LocalEngine:
                 self._analyzer = load_analyzer(device=self.device)
             return self._analyzer
 
-    def _analysis_input(self, frames: np.ndarray) -> tuple[torch.Tensor, float]:
-        """[B, H, W, 3] uint8 -> float tensor on the device, shrunk to ANALYSIS_MAX_SIDE, and the scale back."""
-        height, width = frames.shape[1:3]
-        tensor = torch.from_numpy(np.require(frames, requirements=["C", "W"])).to(self.device)
-        scale = max(height, width) / ANALYSIS_MAX_SIDE
-        if scale <= 1.0:
-            return tensor.float() / 255.0, 1.0
-        size = (max(1, round(height / scale)), max(1, round(width / scale)))
-        small = torch.nn.functional.interpolate(
-            tensor.permute(0, 3, 1, 2).float(), size=size, mode="area"
-        ).permute(0, 2, 3, 1)
-        return small / 255.0, max(height / size[0], width / size[1])
+    def _analysis_input(self, frames: Sequence[np.ndarray]) -> tuple[torch.Tensor, float]:
+        """uint8 frames -> [B, H, W, 3] float tensor on the device, at most ANALYSIS_MAX_SIDE px, and the
+        factor back to the frames' pixels. Large frames are box-reduced by an integer factor in 8 bits
+        (Pillow, before any float copy of the full frame exists)."""
+        height, width = frames[0].shape[:2]
+        factor = math.ceil(max(height, width) / ANALYSIS_MAX_SIDE)
+        if factor > 1:
+            frames = [np.asarray(Image.fromarray(np.ascontiguousarray(f)).reduce(factor)) for f in frames]
+        batch = torch.from_numpy(np.stack(frames) if len(frames) > 1 else np.array(frames[0])[None])
+        return batch.to(self.device).float() / 255.0, float(factor)
 
     def find_faces(self, rgb: np.ndarray) -> list[Face]:
-        image, scale = self._analysis_input(rgb[None])
+        image, scale = self._analysis_input([rgb])
         faces = self.analyzer.analyze(image[0])
         return [_scaled_face(face, scale) if scale != 1.0 else face for face in faces]
 
-    def track_faces(self, frames: np.ndarray) -> list[list[Face]]:
+    def track_faces(self, frames: Sequence[np.ndarray]) -> list[list[Face]]:
         images, scale = self._analysis_input(frames)
         found = self.analyzer.track(images)
         return [[_scaled_face(f, scale) if scale != 1.0 else f for f in faces] for faces in found]
@@ -204,7 +228,7 @@ class LocalEngine:
         if track and needs_faces(params) and len(frames) > 1 and _same_shape(frames):
             raise_if_cancelled(check_cancel)
             started = time.perf_counter()
-            faces_per_frame = self.track_faces(np.stack(frames))
+            faces_per_frame = self.track_faces(frames)
             tracking_share = (time.perf_counter() - started) / len(frames)
         for index, rgb in enumerate(frames):
             raise_if_cancelled(check_cancel)

@@ -12,6 +12,7 @@ kornia's Lab conversion) and applied to the 8-bit crop by Pillow, like the looks
 
 from __future__ import annotations
 
+import math
 from functools import cache
 
 import numpy as np
@@ -37,9 +38,11 @@ def smooth_skin(crop: torch.Tensor, mask: torch.Tensor, amount: float, face_size
     if amount <= 0:
         return crop
     radius = max(1, round(SMOOTH_RADIUS * face_size))
-    subsample = max(1, int(face_size // SMOOTH_WORK_SIZE))
+    subsample = max(1, math.ceil(face_size / SMOOTH_WORK_SIZE))
     channels = crop.transpose(0, 1)  # [3, 1, H, W]: each channel is its own guide (cheap, no 3x3 solve)
-    base = kornia.filters.guided_blur(channels, channels, 2 * radius + 1, SMOOTH_EPS, subsample=subsample)
+    base = kornia.filters.guided_blur(
+        channels, channels, 2 * radius + 1, SMOOTH_EPS, subsample=subsample, separable=True
+    )
     base = base.transpose(0, 1)
     smoothed = base + TEXTURE_KEPT * (crop - base)
     return crop + (amount * mask) * (smoothed - crop)
