@@ -81,18 +81,19 @@ def timed(call: Callable[[], object], repeat: int) -> float:
 
 def peak_rss_child(size: int, device: str, threads: int) -> tuple[float, float]:
     """(seconds, peak RSS in GiB) of a fresh process that loads the models and retouches one image."""
-    code = (
-        "import sys, time, resource, torch; sys.path.insert(0, %r);"
-        "torch.set_num_threads(%d);"
-        "from benchmarks.bench_local_engine import portrait, PARAMS;"
-        "from beauty_api.local.engine import LocalEngine;"
-        "image = portrait(%d); engine = LocalEngine(device=%r); engine.analyzer;"
-        "start = time.perf_counter(); engine.retouch(image, PARAMS); seconds = time.perf_counter() - start;"
-        "print(seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
-    ) % (str(ROOT), threads, size, device)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    seconds, kib = out.split()
+    command = [sys.executable, __file__, "--child", str(size), "--device", device, "--threads", str(threads)]
+    seconds, kib = subprocess.run(command, capture_output=True, text=True, check=True).stdout.split()
     return float(seconds), int(kib) / 1024 / 1024
+
+
+def child(size: int, device: str) -> None:
+    """The measured process: load, retouch one `size` x `size` image, print seconds and peak RSS (KiB)."""
+    image = portrait(size)
+    engine = LocalEngine(device=device)
+    engine.analyzer  # noqa: B018 (load the models)
+    start = time.perf_counter()
+    engine.retouch(image, PARAMS)
+    print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def row(name: str, value: float, goal: float, unit: str) -> str:
@@ -108,8 +109,12 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", type=int, default=2, help="torch CPU threads (default 2, the issue's machine)"
     )
     parser.add_argument("--skip-4k", action="store_true", help="leave out the 4096x4096 rows")
+    parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.child is not None:
+        child(args.child, args.device)
+        return 0
     engine = LocalEngine(device=args.device)
     start = time.perf_counter()
     engine.analyzer  # noqa: B018 (model loading, reported but excluded from the rows)
