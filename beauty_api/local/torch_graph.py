@@ -26,6 +26,7 @@ from torch import fx, nn
 from .tflite_reader import ACTIVATIONS, PADDING_SAME, Op, TfliteGraph, UnsupportedModelError
 
 _NHWC_TO_NCHW_AXIS = {0: 0, 1: 2, 2: 3, 3: 1}
+_LINEAR_MIN_CHANNELS = 16  # narrower 1x1 convs stay convolutions (a matmul was slower there)
 _ELEMENTWISE: dict[str, Callable[..., Any]] = {"RELU": F.relu, "RELU6": F.relu6, "LOGISTIC": torch.sigmoid}
 
 
@@ -43,8 +44,9 @@ def _check_activation(code: int, source: str) -> str | None:
 
 
 class _Builder:
-    def __init__(self, graph: TfliteGraph, source: str) -> None:
+    def __init__(self, graph: TfliteGraph, source: str, pointwise_as_linear: bool) -> None:
         self.g = graph
+        self.pointwise_as_linear = pointwise_as_linear
         self.source = source
         self.root = nn.Module()
         self.fx = fx.Graph()
@@ -116,10 +118,20 @@ class _Builder:
         else:
             x_node = self.fx.call_function(F.pad, (x_node, (pad[2], pad[3], pad[0], pad[1])))
             padding = (0, 0)
-        w_node = self.weight(w, "w")
-        b_node = self.weight(bias, "b") if bias is not None else None
-        args = (x_node, w_node, b_node, (sh, sw), padding, (dh, dw), groups)
-        node = self.fresh(self.fx.call_function(F.conv2d, args))
+        pointwise = (kh, kw, sh, sw, groups) == (1, 1, 1, 1, 1) and padding == (0, 0)
+        if pointwise and self.pointwise_as_linear and w.shape[0] >= _LINEAR_MIN_CHANNELS:
+            # A 1x1 convolution is a matmul over channels: on channels-last activations the NHWC view
+            # is contiguous, and this was up to 2x faster than oneDNN's 1x1 conv at these sizes.
+            w_node = self.weight(w.reshape(w.shape[0], w.shape[1]), "w")
+            b_node = self.weight(bias, "b") if bias is not None else None
+            nhwc = self.fx.call_method("permute", (x_node, 0, 2, 3, 1))
+            y = self.fx.call_function(F.linear, (nhwc, w_node, b_node))
+            node = self.fresh(self.fx.call_method("permute", (y, 0, 3, 1, 2)))
+        else:
+            w_node = self.weight(w, "w")
+            b_node = self.weight(bias, "b") if bias is not None else None
+            args = (x_node, w_node, b_node, (sh, sw), padding, (dh, dw), groups)
+            node = self.fresh(self.fx.call_function(F.conv2d, args))
         out = op.outputs[0]
         act = _check_activation(op.options["activation"], self.source)
         follower = self.single_consumer(out)
@@ -247,6 +259,8 @@ class _Builder:
         return module.eval()
 
 
-def build_torch_module(graph: TfliteGraph, *, source: str = "model") -> fx.GraphModule:
+def build_torch_module(
+    graph: TfliteGraph, *, source: str = "model", pointwise_as_linear: bool = True
+) -> fx.GraphModule:
     """A torch module that takes NCHW float32 input and returns the model's outputs (TFLite layouts)."""
-    return _Builder(graph, source).build()
+    return _Builder(graph, source, pointwise_as_linear).build()
