@@ -21,7 +21,14 @@ from PIL import Image
 WORKFLOW_DIR = ROOT / "example_workflows"
 CORE_FIXTURE = Path(__file__).resolve().parent / "comfy_fixtures" / "core_object_info.json"
 
-EXPECTED_WORKFLOWS = {"retouch_portrait", "generate_then_retouch", "before_after", "filter_showcase"}
+EXPECTED_WORKFLOWS = {
+    "retouch_portrait",
+    "generate_then_retouch",
+    "before_after",
+    "filter_showcase",
+    "local_retouch",
+    "preview_locally_then_api",
+}
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
 SEED_NAMES = {"seed", "noise_seed"}
@@ -235,7 +242,9 @@ def test_workflows_use_the_pack_as_intended() -> None:
     workflows = {path.stem: load_workflow(path) for path in workflow_paths()}
     types = {name: [node["type"] for node in wf["nodes"]] for name, wf in workflows.items()}
     for name, node_types in types.items():
-        assert "FaceBeautyPro" in node_types, name
+        assert "FaceBeautyPro" in node_types or "FaceBeautyLocal" in node_types, name
+    assert {"FaceBeautyLocal", "PreviewImage"} <= set(types["local_retouch"])
+    assert {"FaceBeautyLocal", "FaceBeautyPro", "ImageStitch"} <= set(types["preview_locally_then_api"])
     assert any("FaceBeautyProOptions" in node_types for node_types in types.values())
     assert {"LoadImage", "PreviewImage", "SaveImage"} <= set(types["retouch_portrait"])
     assert {"CheckpointLoaderSimple", "EmptyLatentImage", "KSampler", "VAEDecode", "SaveImage"} <= set(

@@ -26,8 +26,8 @@ SMOOTH_WORK_SIZE = 320  # the filter's coefficients are computed with the face a
 
 # whitening, at 100
 WHITEN_LIFT = 1.6  # strength of the log-like lightness curve (mid-tones gain the most)
-WHITEN_YELLOW_CUT = 0.22  # fraction of b* (yellow) removed
-WHITEN_CHROMA_KEPT = 0.92  # a* and b* are scaled by this (skin a touch paler)
+WHITEN_YELLOW_CUT = 0.12  # fraction of b* (yellow) removed
+WHITEN_CHROMA_KEPT = 0.85  # a* and b* are scaled by this (skin a touch paler, not pinker)
 LUT_SIZE = 17
 
 
