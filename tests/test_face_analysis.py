@@ -229,10 +229,12 @@ def test_tracking_finds_the_face_again_after_it_was_lost(analyzer: FaceAnalyzer)
 # -- the .tflite reader --------------------------------------------------------------------------------
 def test_reader_operator_codes_and_options_agree_with_the_tflite_package() -> None:
     tflite = pytest.importorskip("tflite")
-    from beauty_api.local.tflite_reader import OPERATOR_CODES, read_tflite
+    from beauty_api.local.tflite_reader import OPERATOR_CODES, operator_name, read_tflite
 
     for code, name in OPERATOR_CODES.items():
         assert getattr(tflite.BuiltinOperator, name) == code
+    for code in range(127):  # the names used in "operator X is not supported" errors
+        assert getattr(tflite.BuiltinOperator, operator_name(code)) == code
     data = (models.MODELS_DIR / models.DETECTOR_FILE).read_bytes()
     ours = [op for op in read_tflite(data).ops if op.name == "DEPTHWISE_CONV_2D"]
     graph = tflite.Model.GetRootAsModel(data, 0).Subgraphs(0)
@@ -245,6 +247,22 @@ def test_reader_operator_codes_and_options_agree_with_the_tflite_package() -> No
             theirs.append(((o.StrideH(), o.StrideW()), o.Padding(), o.FusedActivationFunction()))
     assert [(op.options["stride"], op.options["padding"], op.options["activation"]) for op in ours] == theirs
     assert {s for s, _, _ in theirs} == {(1, 1), (2, 2)}
+
+
+def test_reader_names_an_unsupported_operator_of_a_real_file() -> None:
+    import struct
+
+    from beauty_api.local.tflite_reader import _Table, read_tflite
+
+    data = bytearray((models.MODELS_DIR / models.DETECTOR_FILE).read_bytes())
+    model = _Table(bytes(data), struct.unpack_from("<I", data, 0)[0])
+    opcode = model.tables(1)[0]  # turn the file's first operator code into SOFTMAX (25)
+    for index, fmt in ((0, "<b"), (3, "<i")):
+        at = opcode._field(index)
+        if at:
+            struct.pack_into(fmt, data, at, 25)
+    with pytest.raises(UnsupportedModelError, match=r"operator SOFTMAX \(op #\d+\) is not supported"):
+        read_tflite(bytes(data), source=models.DETECTOR_FILE)
 
 
 def test_reader_refuses_a_file_that_is_not_tflite() -> None:

@@ -31,6 +31,32 @@ OPERATOR_CODES = {
     54: "PRELU",
 }
 SUPPORTED_OPS = tuple(OPERATOR_CODES.values())
+# Every BuiltinOperator name up to code 126, in code order, so an unsupported operator can be named.
+_OPERATOR_NAMES_TEXT = """
+ADD AVERAGE_POOL_2D CONCATENATION CONV_2D DEPTHWISE_CONV_2D DEPTH_TO_SPACE DEQUANTIZE EMBEDDING_LOOKUP
+FLOOR FULLY_CONNECTED HASHTABLE_LOOKUP L2_NORMALIZATION L2_POOL_2D LOCAL_RESPONSE_NORMALIZATION LOGISTIC
+LSH_PROJECTION LSTM MAX_POOL_2D MUL RELU RELU_N1_TO_1 RELU6 RESHAPE RESIZE_BILINEAR RNN SOFTMAX
+SPACE_TO_DEPTH SVDF TANH CONCAT_EMBEDDINGS SKIP_GRAM CALL CUSTOM EMBEDDING_LOOKUP_SPARSE PAD
+UNIDIRECTIONAL_SEQUENCE_RNN GATHER BATCH_TO_SPACE_ND SPACE_TO_BATCH_ND TRANSPOSE MEAN SUB DIV SQUEEZE
+UNIDIRECTIONAL_SEQUENCE_LSTM STRIDED_SLICE BIDIRECTIONAL_SEQUENCE_RNN EXP TOPK_V2 SPLIT LOG_SOFTMAX
+DELEGATE BIDIRECTIONAL_SEQUENCE_LSTM CAST PRELU MAXIMUM ARG_MAX MINIMUM LESS NEG PADV2 GREATER
+GREATER_EQUAL LESS_EQUAL SELECT SLICE SIN TRANSPOSE_CONV SPARSE_TO_DENSE TILE EXPAND_DIMS EQUAL NOT_EQUAL
+LOG SUM SQRT RSQRT SHAPE POW ARG_MIN FAKE_QUANT REDUCE_PROD REDUCE_MAX PACK LOGICAL_OR ONE_HOT
+LOGICAL_AND LOGICAL_NOT UNPACK REDUCE_MIN FLOOR_DIV REDUCE_ANY SQUARE ZEROS_LIKE FILL FLOOR_MOD RANGE
+RESIZE_NEAREST_NEIGHBOR LEAKY_RELU SQUARED_DIFFERENCE MIRROR_PAD ABS SPLIT_V UNIQUE CEIL REVERSE_V2 ADD_N
+GATHER_ND COS WHERE RANK ELU REVERSE_SEQUENCE MATRIX_DIAG QUANTIZE MATRIX_SET_DIAG ROUND HARD_SWISH IF
+WHILE NON_MAX_SUPPRESSION_V4 NON_MAX_SUPPRESSION_V5 SCATTER_ND SELECT_V2 DENSIFY SEGMENT_SUM BATCH_MATMUL
+"""
+_ALL_OPERATOR_NAMES = tuple(_OPERATOR_NAMES_TEXT.split())
+
+
+def operator_name(code: int, custom: str = "") -> str:
+    """The schema's name of builtin operator `code` (or "CUSTOM <name>")."""
+    if code == 32 and custom:
+        return f"CUSTOM {custom}"
+    return _ALL_OPERATOR_NAMES[code] if 0 <= code < len(_ALL_OPERATOR_NAMES) else f"builtin operator #{code}"
+
+
 TENSOR_TYPES = {0: np.float32, 1: np.float16, 2: np.int32}  # TensorType: FLOAT32, FLOAT16, INT32
 PADDING_SAME, PADDING_VALID = 0, 1  # Padding enum
 ACTIVATIONS = {0: None, 1: "RELU", 3: "RELU6"}  # ActivationFunctionType
@@ -151,7 +177,9 @@ def read_tflite(data: bytes, *, source: str = "model") -> TfliteGraph:
         raise UnsupportedModelError(f"{source} is not a .tflite file (no TFL3 identifier)")
     try:
         model = _Table(data, struct.unpack_from("<I", data, 0)[0])
-        codes = [max(c.scalar(0, "b"), c.scalar(3, "i")) for c in model.tables(1)]
+        opcodes = model.tables(1)
+        codes = [max(c.scalar(0, "b"), c.scalar(3, "i")) for c in opcodes]
+        customs = [c.string(1) for c in opcodes]
         buffers = model.tables(4)
         graph = model.tables(2)[0]
         tensors = graph.tables(0)
@@ -177,12 +205,12 @@ def read_tflite(data: bytes, *, source: str = "model") -> TfliteGraph:
             constants[t] = constants[t].reshape(shapes[t])
     ops: list[Op] = []
     for i, op in enumerate(graph.tables(3)):
-        code = codes[op.scalar(0, "I")]
-        name = OPERATOR_CODES.get(code)
+        index = op.scalar(0, "I")
+        name = OPERATOR_CODES.get(codes[index])
         if name is None:
             raise UnsupportedModelError(
-                f"{source}: operator with builtin code {code} (op #{i}) is not supported by the torch "
-                f"executor (supported: {', '.join(SUPPORTED_OPS)})"
+                f"{source}: operator {operator_name(codes[index], customs[index])} (op #{i}) is not "
+                f"supported by the torch executor (supported: {', '.join(SUPPORTED_OPS)})"
             )
         inputs, outputs = op.ints(1), op.ints(2)
         if name == "DEQUANTIZE" and inputs[0] in constants:
