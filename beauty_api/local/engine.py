@@ -38,7 +38,7 @@ SKIN_GROW = -0.035  # the skin mask stops this far inside its edges (eyes stay s
 BROW_GROW = 0.02
 BROW_FEATHER = 0.035
 WARP_BORDER = 0.08  # the warp's taper to zero at the crop's border, fraction of the face's size
-MASK_WORK_SIZE = 384  # masks are rasterised with the face at most this big, then upsampled (they are soft)
+MASK_WORK_SIZE = 64  # masks are rasterised with the face at most this big, then upsampled (they are soft)
 
 
 @dataclass(frozen=True)
@@ -98,15 +98,33 @@ def _soft_mask(
     return F.interpolate(small[None, None], size=(height, width), mode="bilinear", align_corners=False)[0, 0]
 
 
+def _cheek_colour(crop: torch.Tensor, face: Face) -> torch.Tensor:
+    """The median colour [3] of two discs on the cheeks (around points 205 and 425): the skin's colour."""
+    _, _, height, width = crop.shape
+    ys = torch.arange(height, device=crop.device, dtype=torch.float32)[:, None]
+    xs = torch.arange(width, device=crop.device, dtype=torch.float32)[None, :]
+    radius2 = (0.06 * max(face.size, 1.0)) ** 2
+    discs = torch.zeros(height, width, dtype=torch.bool, device=crop.device)
+    for point in (205, 425):
+        cx, cy = face.landmarks[point, 0], face.landmarks[point, 1]
+        discs |= (xs - cx) ** 2 + (ys - cy) ** 2 <= radius2
+    pixels = crop[0][:, discs] if bool(discs.any()) else crop[0].flatten(1)
+    return pixels.median(dim=1).values
+
+
 def _remove_brows(crop: torch.Tensor, face: Face, amount: float) -> torch.Tensor:
-    """Each brow filled with skin; the skin colour is the median of the cheeks, the texture a cheek's."""
+    """Each brow filled with skin of the cheeks' colour, textured with a cheek's fine detail.
+
+    One mask for both brows, split at the nose bridge (point 168): each brow is filled on its own.
+    """
     _, _, height, width = crop.shape
     size = max(face.size, 1.0)
-    cheeks = _soft_mask(face, height, width, "skin", feather=0.0, grow=-0.1 * size) > 0.5
-    pixels = crop[0][:, cheeks]
-    skin_colour = pixels.median(dim=1).values if pixels.shape[1] else crop[0].flatten(1).median(dim=1).values
-    for region, cheek in (("right_brow", 205), ("left_brow", 425)):
-        mask = _soft_mask(face, height, width, region, feather=BROW_FEATHER * size, grow=BROW_GROW * size)
+    skin_colour = _cheek_colour(crop, face)
+    both = _soft_mask(face, height, width, "brows", feather=BROW_FEATHER * size, grow=BROW_GROW * size)
+    split = min(width, max(0, round(float(face.landmarks[168, 0]))))
+    for columns, cheek in ((slice(0, split), 205), (slice(split, width), 425)):
+        mask = torch.zeros_like(both)
+        mask[:, columns] = both[:, columns]
         point = face.landmarks[cheek]
         crop = remove_brow(
             crop, mask, amount, skin_colour=skin_colour, texture_from=(float(point[0]), float(point[1]))
