@@ -144,7 +144,7 @@ def _add_retouch(commands: argparse._SubParsersAction, verbose: argparse.Argumen
     retouch = commands.add_parser(
         "retouch",
         parents=[verbose],
-        help="retouch image files through the API (15 credits per new image)",
+        help="retouch image files through the API (15 credits per new image), or --backend local (free)",
         description="Retouch portraits. Results already paid for are reused: from the result cache, "
         "or by resuming a task recorded by an interrupted run.",
     )
