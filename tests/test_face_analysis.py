@@ -130,6 +130,21 @@ def test_no_face_is_an_empty_list(analyzer: FaceAnalyzer) -> None:
     assert analyzer.track(torch.stack([flat, flat])) == [[], []]
 
 
+def test_a_tiny_face_is_no_face_and_other_image_forms_are_accepted(analyzer: FaceAnalyzer) -> None:
+    portrait = Image.open(SAMPLE).convert("RGB")
+    canvas = Image.new("RGB", (640, 480), (120, 120, 120))
+    canvas.paste(portrait.resize((32, 32)), (300, 200))  # a face of about 8 px: too small to serve
+    assert analyzer.analyze(torch.from_numpy(np.asarray(canvas, np.float32) / 255.0)) == []
+    image = image_tensor("portrait_astronaut_512.png")
+    (reference,) = analyzer.analyze(image)
+    rgba = torch.cat([image, torch.ones_like(image[..., :1])], dim=-1)
+    for form in (rgba, image.half(), image.unsqueeze(0)):  # alpha, half precision, a batch of one
+        (face,) = analyzer.analyze(form)
+        assert (face.landmarks - reference.landmarks).abs().max() < 0.5
+    with pytest.raises(ValueError, match="got a batch of 2"):
+        analyzer.analyze(torch.stack([image, image]))
+
+
 def test_two_faces_side_by_side_are_both_found(analyzer: FaceAnalyzer) -> None:
     left = image_tensor("portrait_grace_hopper_512x600.jpg")[60:480, 110:430]
     astronaut = Image.open(SAMPLE).convert("RGB").resize((768, 768), Image.Resampling.BICUBIC)
