@@ -73,8 +73,15 @@ def whitening_table(level: int) -> np.ndarray:
     return table.clamp(0.0, 1.0).numpy().astype(np.float32)
 
 
+@cache
+def _whitening_filter(level: int):  # -> ImageFilter.Color3DLUT
+    from .looks import pillow_lut
+
+    return pillow_lut(whitening_table(level))
+
+
 def whiten_u8(rgb: np.ndarray, level: int) -> np.ndarray:
     """The whitening curve at slider `level` on an [H, W, 3] uint8 crop (the whole crop; mask it after)."""
     from .looks import apply_table
 
-    return rgb if level <= 0 else apply_table(rgb, whitening_table(level))
+    return rgb if level <= 0 else apply_table(rgb, _whitening_filter(level))
