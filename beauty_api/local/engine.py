@@ -144,7 +144,7 @@ def retouch_face(rgb: np.ndarray, face: Face, params: BeautyParams, device: torc
     size = max(local.size, 1.0)
     ch, cw = y1 - y0, x1 - x0
     crop = torch.from_numpy(np.ascontiguousarray(crop_u8)).to(device).permute(2, 0, 1)[None].float() / 255.0
-    skin = None
+    skin = torch.zeros(0)
     if params.whitening or params.smoothing:
         skin = _soft_mask(local, ch, cw, "skin", feather=SKIN_FEATHER * size, grow=SKIN_GROW * size)
     if params.whitening:

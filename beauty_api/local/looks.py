@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..params import FILTER_NAMES
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import ImageFilter
 
 LOOKS_FILE = Path(__file__).resolve().parent / "data" / "looks.npz"
 
@@ -42,18 +47,18 @@ def look_table(number: int) -> np.ndarray:
 
 
 @cache
-def _look_filter(number: int):  # -> ImageFilter.Color3DLUT
+def _look_filter(number: int) -> ImageFilter.Color3DLUT:
     return pillow_lut(look_table(number))
 
 
-def pillow_lut(table: np.ndarray):  # -> ImageFilter.Color3DLUT
+def pillow_lut(table: np.ndarray) -> ImageFilter.Color3DLUT:
     """A [N, N, N, 3] (blue, green, red, channel) table as Pillow's trilinear 3D LUT filter."""
     from PIL import ImageFilter
 
     return ImageFilter.Color3DLUT(table.shape[0], table.reshape(-1).tolist(), channels=3)
 
 
-def apply_table(rgb: np.ndarray, table: np.ndarray | object) -> np.ndarray:
+def apply_table(rgb: np.ndarray, table: np.ndarray | ImageFilter.Color3DLUT) -> np.ndarray:
     """A 3D LUT (a table, or a filter from `pillow_lut`) applied to an [H, W, 3] uint8 image: a new array."""
     from PIL import Image
 
@@ -69,8 +74,8 @@ def apply_look(rgb: np.ndarray, number: int | None) -> np.ndarray:
     return apply_table(rgb, _look_filter(number))
 
 
-def apply_look_tensor(images, number: int | None):  # torch.Tensor [B, H, W, 3] 0..1 -> same
-    """Look `number` on a float tensor batch on any device (trilinear `grid_sample` on the LUT volume)."""
+def apply_look_tensor(images: torch.Tensor, number: int | None) -> torch.Tensor:
+    """Look `number` on a [B, H, W, 3] float tensor (0..1) on any device (trilinear `grid_sample`)."""
     if number is None:
         return images
     import torch

@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import math
 from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from PIL import ImageFilter
 
 # smoothing
 SMOOTH_RADIUS = 0.028  # guided-filter window radius, as a fraction of the face's size
@@ -74,7 +78,7 @@ def whitening_table(level: int) -> np.ndarray:
 
 
 @cache
-def _whitening_filter(level: int):  # -> ImageFilter.Color3DLUT
+def _whitening_filter(level: int) -> ImageFilter.Color3DLUT:
     from .looks import pillow_lut
 
     return pillow_lut(whitening_table(level))
