@@ -80,10 +80,11 @@ class RetouchOutcome:
     """A retouched image and how it was obtained."""
 
     image: np.ndarray  # HxWx3 uint8, or HxWx4 when the input had alpha
-    origin: str  # "new" (paid this run), "cached" (from disk), "resumed" (a task paid earlier)
+    origin: str  # "new" (paid this run), "cached" (from disk), "resumed" (a task paid earlier), "local"
     task_id: str | None
     seconds: float
     credits_spent: int
+    note: str | None = None  # what a report should add, e.g. the local engine's "no face"
 
 
 class RetouchBackend(Protocol):

@@ -37,7 +37,7 @@ from .params import BeautyParams
 
 DEFAULT_CONCURRENCY = 3
 MAX_CONCURRENCY = 16
-ORIGINS = ("new", "cached", "resumed")
+ORIGINS = ("new", "cached", "resumed", "local")  # "local": the offline engine (beauty_api.local)
 
 
 @dataclass(frozen=True)
@@ -96,12 +96,15 @@ class BatchResult:
                 )
                 continue
             task = f"task {outcome.task_id}" if outcome.task_id else "no task"
+            note = f", {outcome.note}" if outcome.note else ""
             lines.append(
-                f"image {index}: {outcome.origin}, {task}, {outcome.seconds:.1f} s, {outcome.credits_spent} credits"
+                f"image {index}: {outcome.origin}, {task}, {outcome.seconds:.1f} s, "
+                f"{outcome.credits_spent} credits{note}"
             )
         counts = self.counts()
+        local = f"{counts['local']} local, " if counts["local"] else ""
         lines.append(
-            f"total: {len(self.outcomes)} image(s): {counts['new']} new, {counts['cached']} cached, "
+            f"total: {len(self.outcomes)} image(s): {local}{counts['new']} new, {counts['cached']} cached, "
             f"{counts['resumed']} resumed, {len(self.failures)} failed; {self.credits_spent} credits spent this run"
         )
         return "\n".join(lines)

@@ -175,11 +175,13 @@ def no_comfy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_pack_loads_like_comfyui_loads_it(pack: types.ModuleType) -> None:
     assert "-" in pack.__name__
-    assert set(pack.NODE_CLASS_MAPPINGS) == {"FaceBeautyPro", "FaceBeautyProOptions"}
     assert pack.NODE_DISPLAY_NAME_MAPPINGS == {
         "FaceBeautyPro": "Face Beauty Pro (AILab Retouch)",
         "FaceBeautyProOptions": "Face Beauty Pro Options",
+        "FaceBeautyFaceMask": "Face Beauty Face Mask",
+        "FaceBeautyLocal": "Face Beauty (Local)",
     }
+    assert set(pack.NODE_CLASS_MAPPINGS) == set(pack.NODE_DISPLAY_NAME_MAPPINGS)
     for node_class in pack.NODE_CLASS_MAPPINGS.values():
         assert isinstance(node_class.RETURN_TYPES, tuple)
         assert callable(getattr(node_class, node_class.FUNCTION))

@@ -137,6 +137,7 @@ class BatchReporter:
         with self.lock:
             self.written[index] = target
         credits = f", {outcome.credits_spent} credits" if outcome.credits_spent else ""
+        credits += f", {outcome.note}" if outcome.note else ""  # the local engine's "no face"
         self._say(
             f"{self._prefix(index)}: done ({outcome.origin}, {outcome.seconds:.1f} s{credits}) -> {target}"
         )
@@ -225,8 +226,9 @@ def _failure_text(code: str, error: object) -> str:
 def summary_line(result: BatchResult, failed: int, seconds: float, not_sent: int = 0) -> str:
     counts = result.counts()
     skipped = f", {not_sent} not sent" if not_sent else ""
+    local = f"{counts['local']} local, " if counts.get("local") else ""
     return (
-        f"summary: {len(result.outcomes)} image(s): {counts['new']} new, {counts['cached']} cached, "
+        f"summary: {len(result.outcomes)} image(s): {local}{counts['new']} new, {counts['cached']} cached, "
         f"{counts['resumed']} resumed, {failed} failed{skipped}; {result.credits_spent} credits spent; "
         f"{format_duration(seconds)} in all"
     )

@@ -164,7 +164,8 @@ def validate_retouch(args: argparse.Namespace) -> tuple[RetouchJob | None, list[
     problems += input_problems
     outputs, folder, output_problems = plan_outputs(inputs, args.output) if inputs else ([], None, [])
     problems += output_problems
-    problems += check_setup(use_cache=not args.no_cache)
+    if args.backend == "api":  # the local engine needs no key, address or cache
+        problems += check_setup(use_cache=not args.no_cache)
     if problems or params is None:
         return None, problems
     options = RetouchOptions(
