@@ -35,8 +35,10 @@ from .errors import (
 from .fingerprint import request_fingerprint
 from .journal import new_owner
 from .params import BeautyParams
+from .poll_schedule import TaskTimer, expect
 from .result_cache import NullCache, ResultCache
-from .storage_paths import open_journal, open_result_cache, state_dir
+from .storage_paths import open_journal, open_result_cache, open_task_timings, state_dir
+from .task_timings import TaskTimings
 
 if TYPE_CHECKING:
     import numpy as np
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
     from .client import ClientSettings, FaceBeautyClient
     from .concurrency import AdaptiveLimiter
     from .journal import Claim, TaskJournal
+    from .protocol import TaskState
 
 log = logging.getLogger("beauty_api")
 
@@ -135,12 +138,15 @@ class ApiBackend:
         journal: TaskJournal | None = None,
         cache: ResultCache | NullCache | None = None,
         clock: Clock | None = None,
+        timings: TaskTimings | None = None,
     ) -> None:
         self.client = client
         self.journal = journal
         self.cache = cache if cache is not None else NullCache()
         self.clock = clock or client.clock
         self.owner = new_owner()
+        # How long this API's tasks take, so polling looks when the result is due (memory-only by default).
+        self.timings = timings if timings is not None else TaskTimings()
 
     @classmethod
     def from_environment(
@@ -162,6 +168,7 @@ class ApiBackend:
             client,
             journal=open_journal(directory),
             cache=open_result_cache(directory, enabled=use_cache),
+            timings=open_task_timings(directory),
         )
 
     # -- the pipeline -------------------------------------------------------------------------
@@ -265,11 +272,11 @@ class ApiBackend:
             if self.journal is not None:
                 self.journal.release(fingerprint, self.owner)
             raise
+        submitted_at = self.clock.monotonic()
         if self.journal is not None:
             self.journal.record_submitted(fingerprint, receipt.task_id, request_id=receipt.request_id)
-        run.emit("queued", receipt.task_id)  # the task id is known from here on
         try:
-            url = self._wait(receipt.task_id, deadline, run)
+            url = self._wait(receipt.task_id, deadline, run, submitted_at=submitted_at)
         except TaskFailedError:
             if self.journal is not None:
                 self.journal.forget(fingerprint, task_id=receipt.task_id)
@@ -298,14 +305,33 @@ class ApiBackend:
         run.emit(_STAGE_BY_STATUS.get(state.status, "processing"), task_id)
         return self._wait(task_id, deadline, run)
 
-    def _wait(self, task_id: str, deadline: Deadline, run: _Run) -> str:
-        return self.client.wait(
+    def _wait(self, task_id: str, deadline: Deadline, run: _Run, *, submitted_at: float | None = None) -> str:
+        """Poll until done. For a task submitted just now (`submitted_at`), look when tasks of this
+        API have recently been finishing, and learn from when this one did."""
+        base_url = self.client.base_url
+        expectation = expect(self.timings.recent(base_url)) if submitted_at is not None else None
+        expected = expectation.seconds if expectation is not None else None
+        timer = TaskTimer()
+        since = submitted_at if submitted_at is not None else self.clock.monotonic()
+        if submitted_at is not None:
+            run.emit("queued", task_id, expected=expected)  # the task id is known from here on
+
+        def on_state(state: TaskState) -> None:
+            timer.saw(state.done, self.clock.monotonic() - since)
+            run.emit(_STAGE_BY_STATUS.get(state.status, "processing"), task_id, expected=expected)
+
+        url = self.client.wait(
             task_id,
             deadline=deadline,
-            on_state=lambda state: run.emit(_STAGE_BY_STATUS.get(state.status, "processing"), task_id),
+            on_state=on_state,
             check_cancel=run.check_cancel,
             on_retry=run.on_retry,
+            schedule=self.client.poll_times(expectation),
+            since=since,
         )
+        if submitted_at is not None and timer.observation is not None:
+            self.timings.record(base_url, timer.observation)
+        return url
 
     def _download(self, fingerprint: str, url: str, run: _Run, task_id: str) -> bytes:
         if self.journal is not None:
@@ -373,9 +399,9 @@ class _Run:
     def elapsed(self) -> float:
         return self.backend.clock.monotonic() - self.started
 
-    def emit(self, stage: str, task_id: str | None = None) -> None:
+    def emit(self, stage: str, task_id: str | None = None, *, expected: float | None = None) -> None:
         if self.on_progress is not None:
-            self.on_progress(Progress(self.index, stage, task_id, self.elapsed()))
+            self.on_progress(Progress(self.index, stage, task_id, self.elapsed(), expected=expected))
 
     def in_flight(self) -> AbstractContextManager[None]:
         """Hold one of the limiter's slots (waiting, cancellably, for one to free up)."""

@@ -1,0 +1,100 @@
+"""How long recent tasks took, per API address: what the poll schedule learns from.
+
+Kept in `timings.sqlite3` in the state folder (next to the journal), so every process on this
+machine (each CLI run, ComfyUI) starts from what earlier ones saw. Only the newest
+`KEEP` observations per address are kept. Private like every state file, and never needed:
+when the file cannot be used the timings live in memory for this process only.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .poll_schedule import Observation
+from .private_store import PrivateSqlite
+
+KEEP = 20
+SCHEMA_VERSION = 1
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalise_base_url(base_url: str) -> str:
+    """One spelling per API address: lower-case scheme and host, no default port, no trailing slash.
+
+    Local stand-in for the shared normaliser (config.normalise_base_url, issue 7): replace on merge.
+    """
+    parts = urlsplit(base_url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def _setup(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "CREATE TABLE timings (api TEXT NOT NULL, seen_at REAL NOT NULL, before REAL NOT NULL, after REAL NOT NULL)"
+    )
+    conn.execute("CREATE INDEX timings_by_api ON timings (api, seen_at)")
+
+
+class TaskTimings:
+    """Recent task durations per API address; thread- and process-safe. `path=None`: memory only."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self._memory: dict[str, list[Observation]] = {}
+        self._lock = threading.Lock()
+        self._db = (
+            None
+            if path is None
+            else PrivateSqlite(Path(path), version=SCHEMA_VERSION, setup=_setup, label="task timings")
+        )
+
+    def recent(self, base_url: str) -> list[Observation]:
+        """The newest observations for this address, newest first (at most KEEP)."""
+        api = normalise_base_url(base_url)
+        with self._lock:
+            remembered = list(self._memory.get(api, ()))
+        if self._db is None:
+            return remembered
+
+        def read() -> list[Observation]:
+            with self._db.read() as conn:  # type: ignore[union-attr]
+                rows = conn.execute(
+                    "SELECT before, after FROM timings WHERE api = ? ORDER BY seen_at DESC LIMIT ?",
+                    (api, KEEP),
+                ).fetchall()
+            return [Observation(float(before), float(after)) for before, after in rows]
+
+        return self._db.run(read, fallback=remembered, what="read the task timings") or remembered
+
+    def record(self, base_url: str, observation: Observation) -> None:
+        """Remember one finished task (and forget the oldest beyond KEEP)."""
+        api = normalise_base_url(base_url)
+        with self._lock:
+            self._memory[api] = [observation, *self._memory.get(api, ())][:KEEP]
+        if self._db is None:
+            return
+
+        def write() -> None:
+            with self._db.write() as conn:  # type: ignore[union-attr]
+                conn.execute(
+                    "INSERT INTO timings (api, seen_at, before, after) VALUES (?, ?, ?, ?)",
+                    (api, time.time(), observation.before, observation.after),
+                )
+                conn.execute(
+                    "DELETE FROM timings WHERE api = ? AND rowid NOT IN "
+                    "(SELECT rowid FROM timings WHERE api = ? ORDER BY seen_at DESC LIMIT ?)",
+                    (api, api, KEEP),
+                )
+
+        self._db.run(write, fallback=None, what="record a task timing")
