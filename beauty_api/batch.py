@@ -24,12 +24,11 @@ from .backend import (
 )
 from .clock import CancelCheck, check_cancel
 from .codec import SourceImage
-from .concurrency import AdaptiveLimiter
+from .concurrency import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, AdaptiveLimiter
 from .errors import BatchFailed, BeautyError, InvalidParameterError, RetouchCancelled
 from .params import BeautyParams
 
-DEFAULT_CONCURRENCY = 3
-MAX_CONCURRENCY = 16
+__all__ = ["DEFAULT_CONCURRENCY", "MAX_CONCURRENCY", "BatchResult", "ItemFailure", "retouch_batch"]
 ORIGINS = ("new", "cached", "resumed")
 
 

@@ -17,6 +17,8 @@ from .clock import CANCEL_CHECK_INTERVAL, DEFAULT_CLOCK, CancelCheck, Clock
 from .errors import InvalidParameterError
 
 DEFAULT_COOLDOWN = 1.0
+DEFAULT_CONCURRENCY = 3  # images in flight in a batch, unless the caller says otherwise
+MAX_CONCURRENCY = 16
 _HISTORY_CAP = 1000
 
 

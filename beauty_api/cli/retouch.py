@@ -10,13 +10,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from ..client import ClientSettings
 from .output import EXIT_INTERRUPTED, EXIT_USAGE, err
 from .progress_report import BatchReporter, report_interrupt, report_result
 from .retouch_job import RetouchJob, validate_retouch
 
 if TYPE_CHECKING:
     from ..backend import ApiBackend
+    from ..client import ClientSettings
 
 
 @contextmanager
@@ -66,6 +66,8 @@ def run_job(backend: ApiBackend, job: RetouchJob) -> int:
 
 
 def _client_settings(job: RetouchJob) -> ClientSettings:
+    from ..client import ClientSettings
+
     if job.poll is None:
         return ClientSettings(timeout=job.timeout)
     return ClientSettings(timeout=job.timeout, poll_initial=job.poll, poll_max=job.poll)

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..backend import RetouchOptions
-from ..batch import MAX_CONCURRENCY
+from ..concurrency import MAX_CONCURRENCY
 from ..errors import ConfigurationError, ImageError, InvalidParameterError
 from ..params import (
     SLIDER_NAMES,
@@ -20,6 +19,7 @@ from .output import one_line
 from .output_paths import plan_outputs
 
 if TYPE_CHECKING:
+    from ..backend import RetouchOptions
     from ..codec import SourceImage
 
 
@@ -158,6 +158,8 @@ def validate_retouch(args: argparse.Namespace) -> tuple[RetouchJob | None, list[
     problems += check_setup(use_cache=not args.no_cache)
     if problems or params is None:
         return None, problems
+    from ..backend import RetouchOptions
+
     options = RetouchOptions(
         mode="sync" if args.sync else "async",
         keep_returned_size=args.keep_size,
