@@ -192,7 +192,13 @@ class ApiBackend:
         started = self.clock.monotonic()
         run = _Run(self, index, started, on_progress, check_cancel, limiter)
         run.emit("encoding")
+        # Image work holds one of the batch's few permits (local_work.py): from here to the upload
+        # (the limiter's slot gives it back), and from the result's decoding on (the batch gives it
+        # back once the result is written), so few images are ever decoded at once.
+        run.hold_local_work()
         upload = encode_for_upload(source)
+        shape = _Shape(source.size, source.alpha)
+        del source  # from here on only the upload bytes: an image waiting for the API holds no pixels
         fields = self.client.form_fields(params, options.mode)
         fingerprint = request_fingerprint(self.client.ENDPOINT, options.mode, fields, upload.data)
 
@@ -200,7 +206,7 @@ class ApiBackend:
             cached = self.cache.get(fingerprint)
             if cached is not None:
                 try:
-                    image = self._finish(cached.data, source, options)
+                    image = self._finish(cached.data, shape, options)
                 except ImageError:
                     log.warning("A cached result did not decode; fetching it again.")
                 else:
@@ -217,7 +223,8 @@ class ApiBackend:
                     check_cancel=check_cancel,
                     on_retry=run.on_retry,
                 )
-            image = self._keep(fingerprint, data, source, options, task_id=None)
+            run.hold_local_work()
+            image = self._keep(fingerprint, data, shape, options, task_id=None)
             run.emit("done")
             return run.outcome(image, "new", None, CREDITS_PER_IMAGE)
 
@@ -225,7 +232,8 @@ class ApiBackend:
             data, origin, task_id = self._async_result(
                 fingerprint, upload, params, self.client.new_deadline(), run
             )
-        image = self._keep(fingerprint, data, source, options, task_id=task_id)
+        run.hold_local_work()
+        image = self._keep(fingerprint, data, shape, options, task_id=task_id)
         if self.journal is not None:
             self.journal.record_done(fingerprint)
         run.emit("done", task_id)
@@ -344,30 +352,38 @@ class ApiBackend:
         self,
         fingerprint: str,
         data: bytes,
-        source: SourceImage,
+        shape: _Shape,
         options: RetouchOptions,
         *,
         task_id: str | None,
     ) -> np.ndarray:
         """Decode a paid result, then store it (a result that does not decode is not worth keeping)."""
-        image = self._finish(data, source, options)
+        image = self._finish(data, shape, options)
         if options.use_cache:
             self.cache.put(
                 fingerprint,
                 data,
-                {"task_id": task_id, "source_size": list(source.size), "mode": options.mode},
+                {"task_id": task_id, "source_size": list(shape.size), "mode": options.mode},
             )
         return image
 
     @staticmethod
-    def _finish(data: bytes, source: SourceImage, options: RetouchOptions) -> np.ndarray:
+    def _finish(data: bytes, shape: _Shape, options: RetouchOptions) -> np.ndarray:
         rgb = decode_image(data)
         if not options.keep_returned_size:
-            rgb = fit_to_size(rgb, source.size)
-        return attach_alpha(rgb, source.alpha)
+            rgb = fit_to_size(rgb, shape.size)
+        return attach_alpha(rgb, shape.alpha)
 
 
 _STAGE_BY_STATUS = {0: "queued", 1: "processing", 2: "downloading"}
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What a result needs of its input once the upload is encoded: the size and the alpha channel."""
+
+    size: tuple[int, int]
+    alpha: np.ndarray | None
 
 
 def _is_gone(error: BaseException) -> bool:
@@ -402,6 +418,12 @@ class _Run:
     def emit(self, stage: str, task_id: str | None = None, *, expected: float | None = None) -> None:
         if self.on_progress is not None:
             self.on_progress(Progress(self.index, stage, task_id, self.elapsed(), expected=expected))
+
+    def hold_local_work(self) -> None:
+        """Hold one of the batch's permits for image work, if the batch has a gate (see `retouch`)."""
+        gate = None if self.limiter is None else self.limiter.local_work
+        if gate is not None:
+            gate.hold(self.check_cancel)
 
     def in_flight(self) -> AbstractContextManager[None]:
         """Hold one of the limiter's slots (waiting, cancellably, for one to free up)."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from . import clock as _clock
 from .clock import CANCEL_CHECK_INTERVAL, DEFAULT_CLOCK, CancelCheck, Clock
 from .errors import InvalidParameterError
+from .local_work import LocalWorkGate
 
 DEFAULT_COOLDOWN = 1.0
 DEFAULT_CONCURRENCY = 3  # images in flight in a batch, unless the caller says otherwise
@@ -42,6 +43,7 @@ class AdaptiveLimiter:
         grow_after: int = 4,
         clock: Clock | None = None,
         cooldown: float = DEFAULT_COOLDOWN,
+        local_work: LocalWorkGate | None = None,
     ) -> None:
         if isinstance(maximum, bool) or not isinstance(maximum, int) or maximum < 1:
             raise InvalidParameterError(
@@ -63,6 +65,8 @@ class AdaptiveLimiter:
         self._streak = 0
         self._last_cut: float | None = None
         self._changes = [LimitChange(self._clock.monotonic(), maximum, "start")]
+        # The batch's gate on image work (decode/encode/write), if any: see local_work.py.
+        self.local_work = local_work
 
     @property
     def maximum(self) -> int:
@@ -84,7 +88,10 @@ class AdaptiveLimiter:
 
         While blocked, the cancel hook is called at least every 0.25 s: whatever it raises
         propagates, a truthy answer raises RetouchCancelled. Nothing is held when it raises.
+        A local-work permit of this thread is given back first: nobody waits for the API holding one.
         """
+        if self.local_work is not None:
+            self.local_work.release()
         while True:
             _clock.check_cancel(check_cancel)
             with self._cond:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from .heap import return_image_buffers_promptly
 from .output import EXIT_INTERRUPTED, EXIT_USAGE, err
 from .progress_report import BatchReporter, report_interrupt, report_result
 from .retouch_job import RetouchJob, validate_retouch
@@ -56,8 +57,9 @@ def run_job(backend: ApiBackend, job: RetouchJob) -> int:
                 options=job.options,
                 concurrency=job.concurrency,
                 on_progress=reporter.on_progress,
-                on_item_done=reporter.on_item_done,
+                on_item_done=reporter.on_item_done,  # writes each result as soon as it is done
                 check_cancel=cancel.is_set,
+                keep_images=False,  # ... and then lets it go: memory stays flat however many inputs
             )
     except RetouchCancelled:
         report_interrupt(reporter, job.options.mode)
@@ -87,6 +89,7 @@ def cmd_retouch(args: argparse.Namespace) -> int:
         except OSError as error:
             err(f"error: -o: cannot create the folder {job.folder}: {error.strerror or error}")
             return EXIT_USAGE
+    return_image_buffers_promptly()  # peak memory: see heap.py
     backend = ApiBackend.from_environment(
         settings=_client_settings(job),
         use_cache=False if args.no_cache else None,

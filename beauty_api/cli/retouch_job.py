@@ -36,7 +36,7 @@ class RetouchJob:
 
     inputs: list[Path]
     outputs: list[Path]
-    sources: list[SourceImage]
+    sources: Sequence[SourceImage]  # each file decoded when its turn comes (codec.lazy_files)
     params: BeautyParams
     options: RetouchOptions
     timeout: float
@@ -99,11 +99,13 @@ def _parse_concurrency(text: str) -> tuple[int, str | None]:
     return value, None
 
 
-def load_inputs(paths: Sequence[str]) -> tuple[list[Path], list[SourceImage], list[str]]:
-    """Read every input now, so a missing or broken file stops the run before anything is paid."""
-    from ..codec import MIN_SIDE, load_image_file
+def load_inputs(paths: Sequence[str]) -> tuple[list[Path], Sequence[SourceImage], list[str]]:
+    """Check every input's header now, so a missing, non-image or wrong-size file stops the run
+    before anything is paid; the pixels are decoded later, one image at a time, when its turn
+    comes (a file damaged past its header fails then, alone, before its own request)."""
+    from ..codec import MIN_SIDE, image_file_size, lazy_files
 
-    inputs, sources, problems = [], [], []
+    inputs, problems = [], []
     for number, text in enumerate(paths, start=1):
         path = Path(text)
         where = f"input {number} ({text})"
@@ -114,19 +116,17 @@ def load_inputs(paths: Sequence[str]) -> tuple[list[Path], list[SourceImage], li
             problems.append(f"{where}: is a folder; pass the image files (e.g. {text.rstrip('/')}/*.jpg).")
             continue
         try:
-            source = load_image_file(path)
+            width, height = image_file_size(path)
         except ImageError as error:
             problems.append(f"{where}: {one_line(error)}")
             continue
-        width, height = source.size
         if width < MIN_SIDE or height < MIN_SIDE:
             problems.append(
                 f"{where}: {width} x {height} px is too small; the API needs at least {MIN_SIDE} px on each side."
             )
             continue
         inputs.append(path)
-        sources.append(source)
-    return inputs, sources, problems
+    return inputs, lazy_files(inputs), problems
 
 
 def check_setup(use_cache: bool) -> list[str]:
