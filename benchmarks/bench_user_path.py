@@ -7,7 +7,8 @@ Run: `python benchmarks/bench_user_path.py [--t 1,2,5] [--runs 5] [--batch 16] [
 and a fresh state folder per T:
 
 - `--runs` single-image runs one after the other (a new image each time, so a new paid task):
-  the first run has nothing learned yet and is reported on its own; the others together;
+  the first run has nothing learned yet, the second has seen one task; both are reported on
+  their own, runs 3 and later ("after a few tasks") together;
 - then one batch of `--batch` images at `--concurrency`.
 
 Per task, from the emulator's timeline (`GET /_emulator/tasks`, the emulator's clock): the queries
@@ -160,17 +161,17 @@ def bench_t(repo: Path, processing: float, runs: int, batch: int, concurrency: i
                 wall = run_cli(repo, env, str(path), "-o", str(root / "out" / f"{number}.png"))
                 (task,) = new_tasks(emulator, seen)
                 singles.append((wall, task))
-            for label, chosen in (("first run", singles[:1]), (f"runs 2-{runs}", singles[1:])):
+            groups = (("first run", singles[:1]), ("run 2", singles[1:2]), (f"runs 3-{runs}", singles[2:]))
+            for label, chosen in groups:
                 if not chosen:
                     continue
                 figures = describe([task for _, task in chosen], processing)
                 wall = statistics.mean(wall for wall, _ in chosen)
-                verdict = "met" if figures["over_t_max"] <= SINGLE_SLACK else "MISSED"
-                queries_ok = (
-                    ""
-                    if label == "first run"
-                    else (" (<= 6: met)" if figures["queries"] <= MAX_QUERIES else " (> 6: MISSED)")
-                )
+                judged = label.startswith("runs")  # the goals are for "after a few tasks"
+                verdict = ("met" if figures["over_t_max"] <= SINGLE_SLACK else "MISSED") if judged else "info"
+                queries_ok = ""
+                if judged:
+                    queries_ok = " (<= 6: met)" if figures["queries"] <= MAX_QUERIES else " (> 6: MISSED)"
                 lines.append(
                     f"  1 image, {label:<9}: process {wall:5.2f} s; submit answer -> download end <= "
                     f"T + {figures['over_t_max']:.2f} s (goal T + {SINGLE_SLACK:g}: {verdict}); done -> download "
