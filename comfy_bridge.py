@@ -9,8 +9,10 @@ interrupt exception itself, which must propagate so ComfyUI reports the run as i
 
 from __future__ import annotations
 
+import html
 import importlib
 import logging
+import shutil
 import sys
 import threading
 from pathlib import Path
@@ -136,9 +138,15 @@ def progress_bar(total: int, node_id: str | None = None) -> ProgressBarLike:
 
 
 def send_progress_text(text: str, node_id: str | None) -> None:
-    """Show `text` under the node in the ComfyUI frontend, if there is a frontend to show it."""
+    """Show `text` under the node in the ComfyUI frontend, if there is a frontend to show it.
+
+    The frontend (1.27) puts this text into the page as HTML (its TextPreviewWidget sets
+    innerHTML after turning newlines into <br> and URLs into links), so it is escaped here: an
+    API error message must never become markup, and "<your key>" must stay visible.
+    """
     if node_id is None:
         return
+    text = html.escape(text, quote=False)
     server = _comfy_module("server")
     prompt_server = getattr(getattr(server, "PromptServer", None), "instance", None)
     send = getattr(prompt_server, "send_progress_text", None)
@@ -161,3 +169,40 @@ def user_directory() -> Path | None:
     except Exception:
         return None
     return Path(directory) if directory else None
+
+
+def input_directory() -> Path | None:
+    """ComfyUI's input folder (what Load Image lists), or None outside ComfyUI."""
+    folder_paths = _comfy_module("folder_paths")
+    get = getattr(folder_paths, "get_input_directory", None)
+    if get is None:
+        return None
+    try:
+        directory = get()
+    except Exception:
+        return None
+    return Path(directory) if directory else None
+
+
+def provide_input_file(source: Path, name: str) -> Path | None:
+    """Copy `source` into ComfyUI's input folder as `name` unless a file of that name is there.
+
+    Called when the pack loads, so the templates' Load Image finds the pack's sample portrait
+    on a fresh installation. Never overwrites a user's file, and never fails the pack's
+    loading: a read-only or missing folder only means the templates show ComfyUI's own image.
+    """
+    directory = input_directory()
+    if directory is None:
+        return None
+    target = directory / name
+    if target.exists():
+        return target
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{name}.partial")
+        shutil.copyfile(source, partial)
+        partial.replace(target)
+    except OSError as error:
+        log.warning("Could not copy the sample portrait into ComfyUI's input folder: %s", error)
+        return None
+    return target

@@ -1,9 +1,8 @@
 """The ComfyUI nodes: validate the widgets, call beauty_api, report. No HTTP or image logic here.
 
 Classic V1 node classes (plain classes with INPUT_TYPES), because they load on every current
-ComfyUI and can be tested without one. The FUNCTION is `async def`: the blocking batch runs in
-a thread (`asyncio.to_thread`) while the event loop keeps other async nodes going and this
-coroutine refreshes the progress display twice a second.
+ComfyUI and can be tested without one. The FUNCTION is `async def`; node_runner runs the
+blocking batch in a thread and keeps the node's display (node_status) up to date.
 
 The pack's own modules are imported relatively: ComfyUI imports the pack folder as a package
 whose name has hyphens and is not on sys.path.
@@ -11,20 +10,13 @@ whose name has hyphens and is not on sys.path.
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from . import comfy_bridge
-from .beauty_api import codec
-from .beauty_api.backend import CREDITS_PER_IMAGE, MODES, ApiBackend, Progress, RetouchOptions
-from .beauty_api.batch import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, BatchResult, retouch_batch
+from .beauty_api.backend import CREDITS_PER_IMAGE, MODES, ApiBackend, RetouchOptions
+from .beauty_api.batch import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
 from .beauty_api.client import ClientSettings
-from .beauty_api.clock import DEFAULT_CLOCK
-from .beauty_api.errors import BatchFailed, BeautyError, ConfigurationError, RetouchCancelled
 from .beauty_api.params import (
     FILTER_NAMES,
     NO_FILTER,
@@ -35,35 +27,27 @@ from .beauty_api.params import (
     SLIDER_NAMES,
     BeautyParams,
 )
-
-log = logging.getLogger("face_beauty_pro")
+from .node_runner import FaceBeautyProError, RunPlan, run_retouch
 
 OPTIONS_TYPE = "FACE_BEAUTY_OPTIONS"
 CATEGORY = "image/Face Beauty Pro"
 ON_FAILURE_CHOICES = ("fail", "pass through")
 TIMEOUT_MIN, TIMEOUT_MAX, TIMEOUT_DEFAULT = 10, 3600, 300
-# The progress display is refreshed this often (so at most ~2 text updates a second).
-PROGRESS_TICK_SECONDS = 0.5
-# How often the node's coroutine looks whether a worker has seen Cancel.
-CANCEL_POLL_SECONDS = 0.05
-# Stages after which an image no longer counts as "in flight" in the progress text.
-_FINISHED_STAGES = frozenset({"cached", "done", "failed"})
-
-
-class FaceBeautyProError(RuntimeError):
-    """An expected failure (API refusal, missing key, bad image...), shown as one readable message.
-
-    ComfyUI shows `exception_type: exception_message` and the traceback of the raised exception
-    (execution.py: `full_type_name(type)`, `traceback.format_tb`). The node raises this short
-    exception itself, `from None`, so the message is the API's code, its message and what to
-    do, and the traceback is just the node call instead of the whole client stack. The module
-    name is fixed because ComfyUI names a pack's modules after their full folder path, which
-    would otherwise be printed as the type. Unexpected bugs are not wrapped: they keep their
-    full traceback.
-    """
-
-
-FaceBeautyProError.__module__ = "face_beauty_pro"
+# Words people type in the node search. Newer ComfyUI versions send SEARCH_ALIASES to the frontend
+# (server.py node_info: "search_aliases"); 0.3.64 searches names only, hence the display
+# name "Face Beauty Pro (AILab Retouch)" in __init__.py.
+SEARCH_ALIASES = (
+    "retouch",
+    "portrait",
+    "skin",
+    "smooth",
+    "whiten",
+    "slim face",
+    "big eyes",
+    "filter",
+    "ailab",
+    "ailabtools",
+)
 
 
 @dataclass(frozen=True)
@@ -98,6 +82,23 @@ class FaceBeautyRunOptions:
     def client_settings(self) -> ClientSettings:
         return ClientSettings(timeout=float(self.timeout_seconds))
 
+    def run_plan(self) -> RunPlan:
+        """How the runner retouches with these settings: the API backend, built when the node runs."""
+
+        def make_backend() -> ApiBackend:
+            return ApiBackend.from_environment(
+                settings=self.client_settings(),
+                comfy_user_dir=comfy_bridge.user_directory(),
+                use_cache=self.use_cache,
+            )
+
+        return RunPlan(
+            make_backend=make_backend,
+            retouch_options=self.retouch_options(),
+            concurrency=self.concurrency,
+            pass_through=self.on_failure != "fail",
+        )
+
 
 DEFAULT_RUN_OPTIONS = FaceBeautyRunOptions()
 
@@ -131,6 +132,7 @@ class FaceBeautyPro:
         "was already paid for."
     )
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = SEARCH_ALIASES
     FUNCTION = "retouch"
     RETURN_TYPES = ("IMAGE", "STRING")
     RETURN_NAMES = ("image", "report")
@@ -193,16 +195,12 @@ class FaceBeautyPro:
             "enlarge_eye": enlarge_eye,
             "remove_eyebrow": remove_eyebrow,
         }
-        try:
-            params = BeautyParams(**sliders, filter_type=filter_type)
-            return await _run(image, params, run_options, None if unique_id is None else str(unique_id))
-        except RetouchCancelled:
-            interrupt = comfy_bridge.interrupt_exception_type()
-            if interrupt is None:
-                raise
-            raise interrupt() from None
-        except BeautyError as error:
-            raise FaceBeautyProError(_message(error)) from None
+        return await run_retouch(
+            image,
+            lambda: BeautyParams(**sliders, filter_type=filter_type),
+            run_options.run_plan(),
+            node_id=None if unique_id is None else str(unique_id),
+        )
 
 
 class FaceBeautyProOptions:
@@ -214,6 +212,7 @@ class FaceBeautyProOptions:
         "result cache. Connect its output to the 'options' input of Face Beauty Pro."
     )
     CATEGORY = CATEGORY
+    SEARCH_ALIASES = ("retouch options", "ailab", "timeout", "concurrency")
     FUNCTION = "build"
     RETURN_TYPES = (OPTIONS_TYPE,)
     RETURN_NAMES = ("options",)
@@ -302,196 +301,3 @@ class FaceBeautyProOptions:
                 use_cache=bool(use_cache),
             ),
         )
-
-
-# -- running one node call ------------------------------------------------------------------------
-
-
-async def _run(
-    image: Any, params: BeautyParams, options: FaceBeautyRunOptions, node_id: str | None
-) -> tuple[Any, str]:
-    """Run the blocking work in a thread; meanwhile refresh the progress display and watch for Cancel.
-
-    On Cancel the node raises as soon as any worker (or ComfyUI's progress hook) has seen the
-    interrupt, without waiting for the other workers: they stop at their own next check
-    (<= 0.25 s) in the background, and their tasks stay in the journal for a re-run to resume.
-    """
-    watch = comfy_bridge.InterruptWatch()
-    display = _ProgressDisplay(total=int(image.shape[0]), node_id=node_id)
-    _publish(display, watch)  # shows "0/N done" at once, and sees a Cancel pressed before we started
-    watch.raise_if_tripped()
-    work = asyncio.ensure_future(asyncio.to_thread(_retouch_blocking, image, params, options, display, watch))
-    work.add_done_callback(_retrieve)
-    clock = DEFAULT_CLOCK
-    next_publish = clock.monotonic() + PROGRESS_TICK_SECONDS
-    try:
-        while True:
-            if work.done() or clock.monotonic() >= next_publish:
-                next_publish = clock.monotonic() + PROGRESS_TICK_SECONDS
-                _publish(display, watch)
-            watch.raise_if_tripped()
-            if work.done():
-                return work.result()
-            await asyncio.wait({work}, timeout=CANCEL_POLL_SECONDS)
-    finally:
-        if not work.done():  # cancelled, or this coroutine was: stop the workers as well
-            watch.trip(RetouchCancelled("The node was cancelled."))
-
-
-def _publish(display: _ProgressDisplay, watch: comfy_bridge.InterruptWatch) -> None:
-    """Refresh the display; ComfyUI's progress hook may raise (and clear) the interrupt: keep it."""
-    try:
-        display.publish()
-    except BaseException as error:
-        watch.trip(error)
-
-
-def _retrieve(task: asyncio.Future) -> None:
-    """Mark a finished worker's exception as seen (it may finish after the node gave up on it)."""
-    if not task.cancelled():
-        task.exception()
-
-
-def _retouch_blocking(
-    image: Any,
-    params: BeautyParams,
-    options: FaceBeautyRunOptions,
-    display: _ProgressDisplay,
-    watch: comfy_bridge.InterruptWatch,
-) -> tuple[Any, str]:
-    """The whole job, off the event loop: key check, encode, retouch, assemble, report."""
-    backend = ApiBackend.from_environment(
-        settings=options.client_settings(),
-        comfy_user_dir=comfy_bridge.user_directory(),
-        use_cache=options.use_cache,
-    )
-    sources = codec.images_from_input(image)
-    result = retouch_batch(
-        backend,
-        sources,
-        params,
-        options=options.retouch_options(),
-        concurrency=options.concurrency,
-        on_progress=display.on_progress,
-        on_item_done=display.on_item_done,
-        check_cancel=watch,
-    )
-    display.finish(result)
-    if options.on_failure == "fail":
-        result.raise_for_failures()
-    output = _assemble(image, sources, result)
-    report = _report(result, options)
-    log.info("Face Beauty Pro:\n%s", report)
-    return output, report
-
-
-def _assemble(image: Any, sources: Sequence[codec.SourceImage], result: BatchResult) -> Any:
-    """One IMAGE tensor in input order; failed images (pass through) are the input, unchanged."""
-    arrays = [
-        outcome.image if outcome is not None else codec.attach_alpha(source.rgb, source.alpha)
-        for source, outcome in zip(sources, result.outcomes, strict=True)
-    ]
-    output = codec.to_comfy_tensor(arrays)
-    for failure in result.failures:
-        original = image[failure.index]
-        if tuple(original.shape) == tuple(output.shape[1:]):
-            output[failure.index] = original.to(device=output.device, dtype=output.dtype)
-    return output
-
-
-def _report(result: BatchResult, options: FaceBeautyRunOptions) -> str:
-    """The batch's own per-image report, plus which images were passed through."""
-    text = result.report()
-    if result.failures:
-        indices = ", ".join(str(failure.index) for failure in result.failures)
-        text += f"\npassed through unchanged (on_failure = {options.on_failure}): image(s) {indices}"
-    return text
-
-
-def _message(error: BeautyError) -> str:
-    """The text shown in ComfyUI: a one-image batch names the image's own error directly.
-
-    Setup problems (no key, a bad config file) are flattened to one line, so the error
-    dialog's first line is already the whole instruction.
-    """
-    if isinstance(error, BatchFailed) and error.total == 1 and len(error.failures) == 1:
-        return str(error.failures[0][1])
-    if isinstance(error, ConfigurationError):
-        return " ".join(str(error).split())
-    return str(error)
-
-
-class _ProgressDisplay:
-    """Per-image stages from worker threads, shown as a progress bar and one line of text.
-
-    Workers only record state (under a lock); `publish()` is called from the node's coroutine
-    on the event loop every PROGRESS_TICK_SECONDS, so ComfyUI calls happen on one thread and at
-    most about twice a second.
-    """
-
-    def __init__(self, total: int, node_id: str | None) -> None:
-        self.total = total
-        self.node_id = node_id
-        self.clock = DEFAULT_CLOCK
-        self.started = self.clock.monotonic()
-        self._lock = threading.Lock()
-        self._stages: dict[int, str] = {}
-        self._finished: set[int] = set()
-        self._summary: str | None = None
-        self._bar = comfy_bridge.progress_bar(total, node_id)
-        self._shown_count = -1
-        self._shown_text = ""
-
-    # called from worker threads
-    def on_progress(self, progress: Progress) -> None:
-        with self._lock:
-            self._stages[progress.index] = progress.stage
-
-    def on_item_done(self, index: int, outcome: object) -> None:
-        with self._lock:
-            self._finished.add(index)
-
-    def finish(self, result: BatchResult) -> None:
-        parts = [f"{count} {origin}" for origin, count in result.counts().items() if count]
-        if result.failures:
-            parts.append(f"{len(result.failures)} failed")
-        with self._lock:
-            self._finished = set(range(self.total))
-            self._summary = f"{', '.join(parts) or 'nothing to do'} · {result.credits_spent} credits"
-
-    # called from the event loop
-    def text(self) -> tuple[int, str]:
-        with self._lock:
-            finished = len(self._finished)
-            summary = self._summary
-            active = [
-                (index, stage)
-                for index, stage in sorted(self._stages.items())
-                if index not in self._finished and stage not in _FINISHED_STAGES
-            ]
-        seconds = int(self.clock.monotonic() - self.started)
-        if summary is not None:
-            state = summary
-        elif active:
-            shown = [f"image {index} {stage}" for index, stage in active[:3]]
-            if len(active) > 3:
-                shown.append(f"+{len(active) - 3} more")
-            state = ", ".join(shown)
-        else:
-            state = "starting"
-        return finished, f"Face Beauty Pro: {finished}/{self.total} done · {state} · {seconds} s"
-
-    def publish(self) -> None:
-        """Push changes to ComfyUI; a display failure is logged, except ComfyUI's interrupt."""
-        finished, text = self.text()
-        if finished != self._shown_count:
-            self._shown_count = finished
-            try:
-                self._bar.update_absolute(finished, self.total)
-            except Exception as error:
-                if comfy_bridge.is_interrupt(error):
-                    raise
-                log.debug("progress bar update failed: %s", error)
-        if text != self._shown_text:
-            self._shown_text = text
-            comfy_bridge.send_progress_text(text, self.node_id)

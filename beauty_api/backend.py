@@ -14,7 +14,6 @@ implements; the batch layer, the CLI and the ComfyUI nodes only talk to it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from .client import MODES
 from .clock import CancelCheck, Clock, Deadline
-from .codec import SourceImage, attach_alpha, decode_image, encode_for_upload, fit_to_size
+from .codec import EncodedImage, SourceImage, attach_alpha, decode_image, encode_for_upload, fit_to_size
 from .errors import (
     RATE_LIMIT_CODES,
     ApiError,
@@ -36,7 +35,16 @@ from .fingerprint import request_fingerprint
 from .journal import new_owner
 from .params import BeautyParams
 from .poll_schedule import TaskTimer, expect
+from .progress_events import (
+    Progress,
+    ProgressCallback,
+    ResizeNotice,
+    RetryNotice,
+    operation_name,
+    retry_reason,
+)
 from .result_cache import NullCache, ResultCache
+from .retry_policy import RetryEvent
 from .storage_paths import open_journal, open_result_cache, open_task_timings, state_dir
 from .task_timings import TaskTimings
 
@@ -67,38 +75,6 @@ class RetouchOptions:
 
 
 DEFAULT_OPTIONS = RetouchOptions()
-
-
-@dataclass(frozen=True)
-class RetryNotice:
-    """A failed attempt that will be tried again, so displays are not silent while retrying."""
-
-    attempt: int  # the attempt that just failed, counted from 1
-    max_attempts: int
-    reason: str  # one line, never a secret: "connection refused", "HTTP 503", "rate limited (429)"
-    next_try_s: float  # seconds until the next attempt
-
-
-@dataclass(frozen=True)
-class Progress:
-    """One step of one image, for progress displays. Sent from worker threads.
-
-    Stages: encoding, cached, resumed, submitting, queued, processing, retrying, downloading,
-    done, failed, not_sent. `retry` is set with stage "retrying"; `expected` (seconds) is the
-    processing time the poller expects for this task, when it has an estimate; `reason` is the
-    one-line cause with stage "failed" or "not_sent".
-    """
-
-    index: int
-    stage: str
-    task_id: str | None
-    elapsed: float
-    retry: RetryNotice | None = None
-    expected: float | None = None
-    reason: str | None = None
-
-
-ProgressCallback = Callable[[Progress], None]
 
 
 @dataclass(frozen=True)
@@ -199,6 +175,9 @@ class ApiBackend:
         upload = encode_for_upload(source)
         shape = _Shape(source.size, source.alpha)
         del source  # from here on only the upload bytes: an image waiting for the API holds no pixels
+        if upload.resized:
+            notice = ResizeNotice(upload.source_size, upload.size, not options.keep_returned_size)
+            run.send(Progress(index, "resized", None, run.elapsed(), resize=notice))
         fields = self.client.form_fields(params, options.mode)
         fingerprint = request_fingerprint(self.client.ENDPOINT, options.mode, fields, upload.data)
 
@@ -241,35 +220,33 @@ class ApiBackend:
         return run.outcome(image, origin, task_id, credits)
 
     def _async_result(
-        self, fingerprint, upload, params, deadline: Deadline, run: _Run
+        self, fingerprint: str, upload: EncodedImage, params: BeautyParams, deadline: Deadline, run: _Run
     ) -> tuple[bytes, str, str]:
         """The result bytes of a resumed or new task, and which of the two it was."""
-        while True:
+        journal = self.journal
+        while journal is not None:  # without a journal: always a new task
             claim = self._claim(fingerprint, deadline, run)
-            if claim is None:  # no journal: always a new task
+            if claim is None or claim.action == "submit":
                 break
-            if claim.action == "submit":
-                break
-            run.emit("resumed", claim.task_id)
+            task_id = claim.task_id
+            if task_id is None:  # the journal records a task id with every resumable claim
+                raise RuntimeError(f"the task journal returned a {claim.action!r} claim without a task id")
+            run.emit("resumed", task_id)
             try:
-                url = claim.result_url or self._resume(claim.task_id, deadline, run)
-                return (
-                    self._download(fingerprint, url, run, claim.task_id),
-                    "resumed",
-                    claim.task_id,
-                )
+                url = claim.result_url or self._resume(task_id, deadline, run)
+                return self._download(fingerprint, url, run, task_id), "resumed", task_id
             except (TaskFailedError, ResultDownloadError) as error:
                 if not _is_gone(error):
                     if isinstance(error, TaskFailedError):
-                        self.journal.forget(fingerprint)
+                        journal.forget(fingerprint)
                     raise
                 # The recorded task or its result expired (24 h): nothing to recover, submit anew.
                 log.info(
                     "Recorded task %s is gone (%s); submitting again.",
-                    claim.task_id,
+                    task_id,
                     error.__class__.__name__,
                 )
-                self.journal.forget(fingerprint)
+                journal.forget(fingerprint)
 
         run.emit("submitting")
         try:
@@ -346,7 +323,9 @@ class ApiBackend:
             self.journal.record_result_url(fingerprint, url)
         run.emit("downloading", task_id)
         # The task is paid for by now: its download gets a full deadline of its own.
-        return self.client.download(url, deadline=self.client.new_deadline(), check_cancel=run.check_cancel)
+        return self.client.download(
+            url, deadline=self.client.new_deadline(), check_cancel=run.check_cancel, on_retry=run.on_retry
+        )
 
     def _keep(
         self,
@@ -416,8 +395,11 @@ class _Run:
         return self.backend.clock.monotonic() - self.started
 
     def emit(self, stage: str, task_id: str | None = None, *, expected: float | None = None) -> None:
+        self.send(Progress(self.index, stage, task_id, self.elapsed(), expected=expected))
+
+    def send(self, progress: Progress) -> None:
         if self.on_progress is not None:
-            self.on_progress(Progress(self.index, stage, task_id, self.elapsed(), expected=expected))
+            self.on_progress(progress)
 
     def hold_local_work(self) -> None:
         """Hold one of the batch's permits for image work, if the batch has a gate (see `retouch`)."""
@@ -429,10 +411,21 @@ class _Run:
         """Hold one of the limiter's slots (waiting, cancellably, for one to free up)."""
         return nullcontext() if self.limiter is None else self.limiter.slot(self.check_cancel)
 
-    def on_retry(self, error: BaseException, delay: float) -> None:
-        """Called by the transport before each backoff: tell the limiter when the API says slow down."""
-        if self.limiter is not None and isinstance(error, ApiError) and error.code in RATE_LIMIT_CODES:
-            self.limiter.on_rate_limited(delay)
+    def on_retry(self, event: RetryEvent) -> None:
+        """Called by the transport before each backoff: tell the limiter when the API says slow
+        down, and the display what failed and when the next try is."""
+        error = event.error
+        rate_limited = isinstance(error, ApiError) and error.code in RATE_LIMIT_CODES
+        if self.limiter is not None and rate_limited:
+            self.limiter.on_rate_limited(event.delay)
+        notice = RetryNotice(
+            event.attempt,
+            event.max_attempts,
+            retry_reason(error),
+            event.delay,
+            operation_name(event.operation),
+        )
+        self.send(Progress(self.index, "retrying", None, self.elapsed(), retry=notice))
 
     def outcome(self, image: np.ndarray, origin: str, task_id: str | None, credits: int) -> RetouchOutcome:
         return RetouchOutcome(image, origin, task_id, self.elapsed(), credits)

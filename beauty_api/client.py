@@ -48,11 +48,19 @@ _NOT_ABOUT_THE_TASK = frozenset({"auth", "credits", "rate_limit"})
 
 
 class Upload(Protocol):
-    """What `submit` needs of an upload (codec.EncodedImage has these)."""
+    """What `submit` needs of an upload (codec.EncodedImage, a frozen dataclass, has these).
 
-    data: bytes
-    mime_type: str
-    filename: str
+    Read-only properties, so immutable objects satisfy it: `submit` never assigns to an upload.
+    """
+
+    @property
+    def data(self) -> bytes: ...
+
+    @property
+    def mime_type(self) -> str: ...
+
+    @property
+    def filename(self) -> str: ...
 
 
 def _positive(value: object) -> bool:
@@ -331,6 +339,7 @@ class FaceBeautyClient:
         *,
         deadline: Deadline | None = None,
         check_cancel: CancelCheck | None = None,
+        on_retry: RetryHook | None = None,
     ) -> bytes:
         """The result file's bytes (never sent with the API key), at most `settings.max_download_bytes`."""
         return self.transport.download(
@@ -338,6 +347,7 @@ class FaceBeautyClient:
             deadline=deadline if deadline is not None else self.new_deadline(),
             max_bytes=self.settings.max_download_bytes,
             check_cancel=check_cancel,
+            on_retry=on_retry,
         )
 
 

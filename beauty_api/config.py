@@ -50,6 +50,7 @@ class ApiKey:
     """
 
     __slots__ = ("_value",)
+    _value: str
 
     def __init__(self, value: str) -> None:
         cleaned = _clean(value)
@@ -160,8 +161,9 @@ def _read_config() -> _ConfigFile:
 
 def _parse_problem(error: configparser.Error) -> str:
     lineno = getattr(error, "lineno", None)
-    if lineno is None and getattr(error, "errors", None):
-        lineno = error.errors[0][0]
+    errors = getattr(error, "errors", None)  # ParsingError: [(lineno, line), ...]
+    if lineno is None and errors:
+        lineno = errors[0][0]
     where = f" at line {lineno}" if lineno else ""
     return f"{error.__class__.__name__}{where}"
 

@@ -65,7 +65,7 @@ class BatchFailed(BeautyError):
         lines = [
             f"{len(failures)} of {total} image(s) failed; the others were kept and a re-run pays only for these:"
         ]
-        lines += [f"  image {index}: {error}" for index, error in failures]
+        lines += [f"  image {index + 1}: {error}" for index, error in failures]  # people count from 1
         super().__init__("\n".join(lines))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -81,11 +82,12 @@ def resolve_filter(value: Any) -> int | None:
             return None
         if text.isdigit():
             return resolve_filter(int(text))
-        number = _FILTER_BY_KEY.get(text.casefold())
-        if number is not None:
-            return number
-        close = difflib.get_close_matches(text.casefold(), list(_FILTER_BY_KEY), n=3, cutoff=0.5)
-        hint = ", ".join(repr(filter_name(_FILTER_BY_KEY[key])) for key in close)
+        by_name = _FILTER_BY_KEY.get(text.casefold())
+        if by_name is not None:
+            return by_name
+        hint = ", ".join(
+            repr(filter_name(_FILTER_BY_KEY[key])) for key in _close_filter_keys(text.casefold())
+        )
         suggestion = f" Did you mean {hint}?" if hint else ""
         raise InvalidParameterError(
             f"filter_type: unknown filter {value!r}.{suggestion} "
@@ -97,6 +99,16 @@ def resolve_filter(value: Any) -> int | None:
     )
 
 
+def _close_filter_keys(typed: str) -> list[str]:
+    """Filter names worth suggesting for an unknown one: names it starts (e.g. "soft" ->
+    Soft Light) and near-typos ("sakrua"); nothing for an unrelated word ("vintage")."""
+    keys = list(_FILTER_BY_KEY)
+    squeezed = typed.replace(" ", "")
+    starts = [key for key in keys if len(squeezed) >= 3 and key.replace(" ", "").startswith(squeezed)]
+    typos = difflib.get_close_matches(typed, keys, n=3, cutoff=0.75)
+    return list(dict.fromkeys(starts + typos))[:3]
+
+
 def _check_slider(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise InvalidParameterError(
@@ -106,7 +118,8 @@ def _check_slider(name: str, value: Any) -> int:
         raise InvalidParameterError(
             f"{name}: {value!r} is not a whole number; give an integer {SLIDER_MIN}..{SLIDER_MAX}."
         )
-    number = int(value)
+    # Exact: a non-Integral value is a whole number here (checked above through float as well).
+    number = int(value) if isinstance(value, numbers.Integral) else int(float(value))
     if not SLIDER_MIN <= number <= SLIDER_MAX:
         raise InvalidParameterError(
             f"{name}: {number} is out of range; allowed {SLIDER_MIN}..{SLIDER_MAX} "
@@ -115,29 +128,41 @@ def _check_slider(name: str, value: Any) -> int:
     return number
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class BeautyParams:
     """The API's beauty settings, validated on construction; immutable and hashable.
 
-    `filter_type` may be given as a number, digits or a name; it is stored as the number
-    (or None for no filter).
+    The constructor takes what people give: sliders as whole numbers (50 or 50.0), and
+    `filter_type` as a number, digits or a name. The fields hold what the API gets: ints, and
+    the filter's number (or None for no filter). Untyped input (a dict from a file or a command
+    line) goes through `from_mapping`.
     """
 
-    whitening: int = SLIDER_DEFAULT
-    smoothing: int = SLIDER_DEFAULT
-    thinface: int = SLIDER_DEFAULT
-    shrink_face: int = SLIDER_DEFAULT
-    enlarge_eye: int = SLIDER_DEFAULT
-    remove_eyebrow: int = SLIDER_DEFAULT
-    filter_type: int | None = None
+    whitening: int
+    smoothing: int
+    thinface: int
+    shrink_face: int
+    enlarge_eye: int
+    remove_eyebrow: int
+    filter_type: int | None
 
-    def __post_init__(self) -> None:
-        for name in SLIDER_NAMES:
-            object.__setattr__(self, name, _check_slider(name, getattr(self, name)))
-        object.__setattr__(self, "filter_type", resolve_filter(self.filter_type))
+    def __init__(
+        self,
+        whitening: float = SLIDER_DEFAULT,
+        smoothing: float = SLIDER_DEFAULT,
+        thinface: float = SLIDER_DEFAULT,
+        shrink_face: float = SLIDER_DEFAULT,
+        enlarge_eye: float = SLIDER_DEFAULT,
+        remove_eyebrow: float = SLIDER_DEFAULT,
+        filter_type: int | str | None = None,
+    ) -> None:
+        sliders = (whitening, smoothing, thinface, shrink_face, enlarge_eye, remove_eyebrow)
+        for name, value in zip(SLIDER_NAMES, sliders, strict=True):
+            object.__setattr__(self, name, _check_slider(name, value))
+        object.__setattr__(self, "filter_type", resolve_filter(filter_type))
 
     @classmethod
-    def from_mapping(cls, values: dict[str, Any]) -> BeautyParams:
+    def from_mapping(cls, values: Mapping[str, Any]) -> BeautyParams:
         """Build from a dict, refusing unknown keys with the list of known ones."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)

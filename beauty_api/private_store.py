@@ -63,23 +63,24 @@ def move_aside(path: Path, now: float | None = None) -> Path | None:
     while target.exists():
         target = path.with_name(f"{path.name}.corrupt-{stamp}-{counter}")
         counter += 1
+    moved: Path | None = target
     try:
         os.replace(path, target)
     except FileNotFoundError:
-        target = None
+        moved = None  # already gone: only stray companions are left to remove
     except OSError as error:
         log.warning("Could not move the damaged file %s aside (%s).", path, error)
         return None
     for suffix in ("-wal", "-shm"):
         companion = path.with_name(path.name + suffix)
         try:
-            if target is not None:
-                os.replace(companion, target.with_name(target.name + suffix))
+            if moved is not None:
+                os.replace(companion, moved.with_name(moved.name + suffix))
             else:
                 companion.unlink()
         except OSError:
             pass
-    return target
+    return moved
 
 
 # -- SQLite ------------------------------------------------------------------------------------

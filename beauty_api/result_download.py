@@ -73,11 +73,12 @@ def _fetch(
     try:
         response = transport.session.get(
             url,
-            headers=_download_headers(),
+            # None values mean "unset" to requests (sessions.merge_setting); its annotations omit them.
+            headers=_download_headers(),  # type: ignore[arg-type]
             timeout=timeout,
             stream=True,
             allow_redirects=True,
-            proxies=proxies_for(url),
+            proxies=proxies_for(url),  # type: ignore[arg-type]
         )
     except rex.RequestException as exc:
         failure = _download_failure(transport, exc, where, attempt)

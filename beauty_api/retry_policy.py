@@ -18,7 +18,19 @@ MIN_ATTEMPT_SECONDS = 1.0
 # A submit needs more: cutting its read short turns a normal answer into an unknown (maybe paid) outcome.
 MIN_SUBMIT_SECONDS = 5.0
 
-RetryHook = Callable[[BaseException, float], None]
+
+@dataclass(frozen=True)
+class RetryEvent:
+    """A failed attempt about to be tried again: what the retry loop tells `on_retry` hooks."""
+
+    operation: str  # what failed: "submit", "status check", "result download", ...
+    error: BaseException  # why (its text may be long; see backend for a one-line reason)
+    attempt: int  # the attempt that failed, counted from 1
+    max_attempts: int
+    delay: float  # seconds until the next attempt
+
+
+RetryHook = Callable[[RetryEvent], None]
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ from .retry_policy import (
     MIN_ATTEMPT_SECONDS,
     MIN_SUBMIT_SECONDS,
     RetryableFailure,
+    RetryEvent,
     RetryHook,
     RetrySettings,
     parse_retry_after,
@@ -177,7 +178,8 @@ class Transport:
             delay = self._next_delay(attempt, outcome.retry_after, deadline, min_time)
             if delay is None:
                 raise last
-            self._pause(last, delay, on_retry, check_cancel)
+            event = RetryEvent(operation, last, attempt, self.retry.max_attempts, delay)
+            self._pause(event, on_retry, check_cancel)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _attempt(
@@ -205,7 +207,8 @@ class Transport:
                 headers={KEY_HEADER: self._api_key.reveal()},
                 timeout=timeout,
                 allow_redirects=False,
-                proxies=proxies_for(url),
+                # None values mean "no proxy" to requests (sessions.merge_setting); its annotations omit them.
+                proxies=proxies_for(url),  # type: ignore[arg-type]
             )
         except rex.RequestException as exc:
             log.debug(
@@ -318,17 +321,11 @@ class Transport:
             return retry_after if retry_after <= budget else None
         return min(self.retry.backoff(attempt, self.rng), budget)
 
-    def _pause(
-        self,
-        error: BaseException,
-        delay: float,
-        on_retry: RetryHook | None,
-        hook: CancelCheck | None,
-    ) -> None:
-        log.debug("retrying in %.2f s after %s", delay, error.__class__.__name__)
+    def _pause(self, event: RetryEvent, on_retry: RetryHook | None, hook: CancelCheck | None) -> None:
+        log.debug("retrying in %.2f s after %s", event.delay, event.error.__class__.__name__)
         if on_retry is not None:
-            on_retry(error, delay)
-        sleep_interruptibly(self.clock, delay, hook)
+            on_retry(event)
+        sleep_interruptibly(self.clock, event.delay, hook)
 
 
 def _check(hook: CancelCheck | None) -> None:

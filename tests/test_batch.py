@@ -97,7 +97,8 @@ def test_a_failed_image_does_not_stop_the_others_and_is_reported_with_its_index(
     with pytest.raises(BatchFailed) as caught:
         result.raise_for_failures()
     assert "1 of 4 image(s) failed" in str(caught.value)
-    assert "image 1:" in str(caught.value) and "ERROR_NO_FACE_IN_FILE" in str(caught.value)
+    # The error dialog numbers images from 1 (index 1 is the second image).
+    assert "image 2:" in str(caught.value) and "ERROR_NO_FACE_IN_FILE" in str(caught.value)
 
 
 class OneShotInterrupt(Exception):

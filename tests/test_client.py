@@ -221,7 +221,9 @@ def test_submit_rebuilds_the_body_on_every_attempt(rsps, clock):
     rsps.add(responses.POST, SUBMIT_URL, status=502, body="<html>bad gateway</html>")
     rsps.add(responses.POST, SUBMIT_URL, json=ok(task_id="task-3"))
     retries = []
-    receipt = make(clock).submit(Upload(), BeautyParams(), on_retry=lambda e, d: retries.append((e, d)))
+    receipt = make(clock).submit(
+        Upload(), BeautyParams(), on_retry=lambda r: retries.append((r.error, r.delay))
+    )
     assert receipt.task_id == "task-3"
     assert len(rsps.calls) == 3
     bodies = [parse_multipart(c.request) for c in rsps.calls]

@@ -191,7 +191,7 @@ def test_not_enough_credits_is_not_retried(make_emulator, upload):
 def test_rate_limit_storm_is_ridden_out_with_one_paid_task(emulator, upload, kwargs):
     emulator.faults.rate_limit_submits(3, **kwargs)
     retries = []
-    data = retouch(client_for(emulator), upload, on_retry=lambda e, d: retries.append((e, d)))
+    data = retouch(client_for(emulator), upload, on_retry=lambda r: retries.append((r.error, r.delay)))
     assert_image(data)
     stats = emulator.stats.snapshot()
     assert stats.submits_received == 4 and stats.tasks_created == 1

@@ -24,10 +24,14 @@ import pytest
 import torch
 from pack_loader import PACK_NAME, exec_pack, load_pack
 
+from beauty_api.backend import Progress
+from beauty_api.clock import FakeClock
+
 SLIDER_NAMES = ("whitening", "smoothing", "thinface", "shrink_face", "enlarge_eye", "remove_eyebrow")
 # Every slider at 0 and no filter: the emulator returns the input unchanged, so order is checkable.
 IDENTITY = dict.fromkeys(SLIDER_NAMES, 0) | {"filter_type": "none"}
 RETOUCH = dict.fromkeys(SLIDER_NAMES, 60) | {"filter_type": "Sakura"}
+STEPS_PER_IMAGE = 100  # node_status.STEPS_PER_IMAGE: the bar's steps for one image
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +128,8 @@ class FakeComfy:
         server.PromptServer = PromptServer
         folder_paths = types.ModuleType("folder_paths")
         folder_paths.get_user_directory = lambda: str(user_dir)
+        self.input_dir = user_dir.parent / "comfy-input"
+        folder_paths.get_input_directory = lambda: str(self.input_dir)
         self.modules = {
             "comfy": comfy,
             "comfy.model_management": mm,
@@ -171,7 +177,7 @@ def test_pack_loads_like_comfyui_loads_it(pack: types.ModuleType) -> None:
     assert "-" in pack.__name__
     assert set(pack.NODE_CLASS_MAPPINGS) == {"FaceBeautyPro", "FaceBeautyProOptions"}
     assert pack.NODE_DISPLAY_NAME_MAPPINGS == {
-        "FaceBeautyPro": "Face Beauty Pro",
+        "FaceBeautyPro": "Face Beauty Pro (AILab Retouch)",
         "FaceBeautyProOptions": "Face Beauty Pro Options",
     }
     for node_class in pack.NODE_CLASS_MAPPINGS.values():
@@ -287,6 +293,37 @@ def test_description_states_cost_and_key_source(pack: types.ModuleType) -> None:
     assert "never from a widget" in description
 
 
+def test_node_search_finds_the_words_people_type(pack: types.ModuleType) -> None:
+    """ComfyUI 0.3.64 searches names only; newer versions also read SEARCH_ALIASES."""
+    node = pack.NODE_CLASS_MAPPINGS["FaceBeautyPro"]
+    display = pack.NODE_DISPLAY_NAME_MAPPINGS["FaceBeautyPro"].lower()
+    assert "retouch" in display and "ailab" in display  # found on 0.3.64 as well
+    aliases = {alias.lower() for alias in node.SEARCH_ALIASES}
+    assert {"retouch", "skin", "filter", "ailab"} <= aliases
+    assert isinstance(node.SEARCH_ALIASES, tuple)  # JSON-serialisable, immutable
+
+
+def test_loading_the_pack_puts_the_sample_portrait_into_comfyui_input(
+    pack: types.ModuleType, comfy: FakeComfy
+) -> None:
+    """The templates open the pack's public-domain portrait, never ComfyUI's cartoon."""
+    exec_pack("Face-Beauty-Pro-Sample-Check")  # what ComfyUI does at startup
+    copied = comfy.input_dir / pack.SAMPLE_INPUT_NAME
+    source = Path(pack.__file__).parent / "beauty_api" / "data" / "sample_portrait.png"
+    assert copied.read_bytes() == source.read_bytes()
+    assert [path.name for path in comfy.input_dir.iterdir()] == [pack.SAMPLE_INPUT_NAME]
+
+
+def test_sample_portrait_never_overwrites_and_never_fails(bridge: types.ModuleType, comfy: FakeComfy) -> None:
+    comfy.input_dir.mkdir(parents=True)
+    mine = comfy.input_dir / "face_beauty_pro_sample_portrait.png"
+    mine.write_bytes(b"the user's own file")
+    assert bridge.provide_input_file(Path(__file__), mine.name) == mine
+    assert mine.read_bytes() == b"the user's own file"
+    assert bridge.provide_input_file(Path(__file__).parent / "missing.png", "other.png") is None
+    assert not (comfy.input_dir / "other.png").exists()
+
+
 # -- running against the emulator --------------------------------------------------------------
 
 
@@ -300,16 +337,18 @@ def test_batch_runs_then_rerun_is_cached_and_free(api: Any, nodes: types.ModuleT
     assert output.shape == image.shape
     assert torch.allclose(output, image, atol=1 / 255 + 1e-6), "order or content changed"
     lines = report.splitlines()
-    assert [line.split(":")[0] for line in lines[:3]] == ["image 0", "image 1", "image 2"]
+    assert [line.split(":")[0] for line in lines[:3]] == ["image 1", "image 2", "image 3"]
     assert all(" new, task " in line for line in lines[:3])
-    assert "45 credits" in lines[-1]
+    # Worded so it stays true when ComfyUI re-serves this output from its cache later.
+    assert lines[-1].endswith("paid 45 credits when made")
+    assert "this run" not in report
     assert api.stats.tasks_created == 3
 
     again, report_again = run_node(nodes.FaceBeautyPro(), image, IDENTITY, unique_id="5")
 
     assert torch.equal(again, output)
     assert all(" cached, " in line for line in report_again.splitlines()[:3])
-    assert "0 credits spent" in report_again
+    assert report_again.splitlines()[-1].endswith("0 credits this run")
     assert api.stats.tasks_created == 3
 
 
@@ -362,7 +401,7 @@ def test_batch_failure_names_every_failed_image(api: Any, nodes: types.ModuleTyp
     message = str(caught.value)
     assert message.startswith("1 of 3 image(s) failed")
     # Which image gets the failing task depends on which is submitted first: exactly one is named.
-    assert len(re.findall(r"^  image [0-2]: ", message, flags=re.MULTILINE)) == 1
+    assert len(re.findall(r"^  image [1-3]: ", message, flags=re.MULTILINE)) == 1  # numbered from 1
     assert "ERROR_NO_FACE_IN_FILE" in message
     assert api.stats.tasks_created == 3  # the two others finished, are cached, and a re-run is free
 
@@ -376,14 +415,17 @@ def test_pass_through_returns_failed_images_unchanged(api: Any, nodes: types.Mod
 
     assert output.shape == image.shape
     # Whichever image got the failing task (the first submitted) must come out unchanged.
-    (failed,) = [
-        int(i) for i in re.findall(r"^image (\d): FAILED ERROR_NO_FACE_IN_FILE", report, re.MULTILINE)
+    (number,) = [
+        int(i)
+        for i in re.findall(
+            r"^image (\d): FAILED \(passed through unchanged\) ERROR_NO_FACE_IN_FILE", report, re.MULTILINE
+        )
     ]
+    failed = number - 1  # people read images numbered from 1
     assert torch.equal(output[failed], image[failed]), "the failed image must come out unchanged"
     for index in {0, 1, 2} - {failed}:
         assert not torch.allclose(output[index], image[index], atol=0.02)
-    assert "passed through unchanged" in report and f"image(s) {failed}" in report
-    assert "30 credits spent" in report
+    assert report.splitlines()[-1].endswith("1 failed; paid 30 credits when made")
 
 
 def test_invalid_widget_value_is_refused_before_any_request(api: Any, nodes: types.ModuleType) -> None:
@@ -399,7 +441,7 @@ def test_unexpected_bug_keeps_its_traceback(
     def broken(*args: Any, **kwargs: Any) -> None:
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(nodes, "retouch_batch", broken)
+    monkeypatch.setattr(sys.modules[f"{PACK_NAME}.node_runner"], "retouch_batch", broken)
     with pytest.raises(ZeroDivisionError) as caught:
         run_node(nodes.FaceBeautyPro(), portraits(1), RETOUCH)
     assert any(entry.name == "broken" for entry in caught.traceback)
@@ -460,11 +502,16 @@ def test_cancel_stops_within_half_a_second_with_comfyui_interrupt(
     assert flipped_at and raised_at
     assert raised_at[0] - flipped_at[0] < 0.5
     (bar,) = comfy.bars
-    assert (bar.total, bar.node_id) == (3, "12")
-    assert bar.updates and bar.updates[0] == (0, 3)
-    assert comfy.texts
-    assert all(node_id == "12" and text.startswith("Face Beauty Pro: ") for text, node_id in comfy.texts)
-    assert "0/3 done" in comfy.texts[0][0]
+    steps = 3 * STEPS_PER_IMAGE
+    assert (bar.total, bar.node_id) == (steps, "12")
+    assert bar.updates and bar.updates[0] == (0, steps)
+    assert all(value < steps for value, _ in bar.updates), "nothing finished: the bar is not full"
+    assert comfy.texts and all(node_id == "12" for _, node_id in comfy.texts)
+    assert not any(text.startswith("Face Beauty Pro") for text, _ in comfy.texts)  # no redundant prefix
+    assert comfy.texts[0][0].startswith("0 of 3 done")
+    # The last frame says what happened and what to do, not a stale "queued".
+    assert comfy.texts[-1][0].splitlines()[0] == "cancelled"
+    assert "resume" in comfy.texts[-1][0] and "without paying" in comfy.texts[-1][0]
     assert api.stats.tasks_created == 3
 
 
@@ -484,26 +531,36 @@ def test_interrupt_seen_by_the_progress_hook_still_cancels(
 def test_progress_reports_each_finished_image(api: Any, nodes: types.ModuleType, comfy: FakeComfy) -> None:
     run_node(nodes.FaceBeautyPro(), portraits(3), RETOUCH, unique_id="9")
     (bar,) = comfy.bars
-    assert bar.updates[0] == (0, 3) and bar.updates[-1] == (3, 3)
+    steps = 3 * STEPS_PER_IMAGE
+    assert bar.updates[0] == (0, steps) and bar.updates[-1] == (steps, steps)
     values = [value for value, _ in bar.updates]
     assert values == sorted(values)
-    final = comfy.texts[-1][0]
-    assert final.startswith("Face Beauty Pro: 3/3 done · 3 new · 45 credits")
+    final = comfy.texts[-1][0].splitlines()
+    assert final[0].startswith("done · 3 new · ")
+    assert final[1] == "paid 45 credits when made"
 
 
-def test_progress_text_is_throttled(nodes: types.ModuleType, comfy: FakeComfy) -> None:
-    display = nodes._ProgressDisplay(total=4, node_id="1")
-    progress = nodes.Progress
-    display.publish()
+def test_progress_text_is_sent_only_when_it_changes(pack: types.ModuleType, comfy: FakeComfy) -> None:
+    status_module = sys.modules[f"{PACK_NAME}.node_status"]
+    clock = FakeClock()
+    status = status_module.NodeStatus(total=4, clock=clock)
+    publisher = status_module.StatusPublisher(status, "1")
+    publisher.publish()
     for index, stage in enumerate(["queued", "processing", "processing"]):
-        display.on_progress(progress(index, stage, f"t{index}", 1.0))
-    display.on_item_done(0, None)
-    display.publish()
-    assert comfy.texts[-1][0].startswith("Face Beauty Pro: 1/4 done · image 1 processing, image 2 processing")
+        status.on_progress(Progress(index, stage, f"t{index}", 1.0))
+    publisher.publish()
+    assert comfy.texts[-1][0].splitlines()[1:] == [
+        "image 1: queued",
+        "image 2: processing 0 s",
+        "image 3: processing 0 s",
+    ]
     count = len(comfy.texts)
-    display.publish()  # nothing changed (within the same second): nothing is sent
+    publisher.publish()  # nothing changed (within the same second): nothing is sent
     assert len(comfy.texts) == count
-    assert nodes.PROGRESS_TICK_SECONDS >= 0.5  # the node publishes at most ~2 times a second
+    clock.advance(1.0)
+    publisher.publish()  # a second later the elapsed time changed
+    assert len(comfy.texts) == count + 1
+    assert sys.modules[f"{PACK_NAME}.node_runner"].PROGRESS_TICK_SECONDS >= 0.5  # at most ~2 a second
 
 
 def test_user_directory_places_state_under_comfyui_user_dir(
@@ -518,10 +575,21 @@ def test_bridge_is_a_no_op_without_comfyui(bridge: types.ModuleType, no_comfy: N
     assert bar.update_absolute(1, 3) is None
     assert bridge.send_progress_text("hello", "1") is None
     assert bridge.user_directory() is None
+    assert bridge.input_directory() is None
+    assert bridge.provide_input_file(Path(__file__), "anything.png") is None
     assert bridge.interrupt_exception_type() is None
     assert bridge.is_interrupt(RuntimeError()) is False
     watch = bridge.InterruptWatch()
     assert watch() is None and not watch.tripped
+
+
+def test_progress_text_is_escaped_because_the_frontend_renders_html(
+    bridge: types.ModuleType, comfy: FakeComfy
+) -> None:
+    bridge.send_progress_text("set AILAB_API_KEY=<your key> & restart\n<img src=x onerror=alert(1)>", "4")
+    ((text, node_id),) = comfy.texts
+    assert node_id == "4"
+    assert text == "set AILAB_API_KEY=&lt;your key&gt; &amp; restart\n&lt;img src=x onerror=alert(1)&gt;"
 
 
 def test_interrupt_watch_is_sticky_across_threads(bridge: types.ModuleType, comfy: FakeComfy) -> None:

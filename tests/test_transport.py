@@ -168,7 +168,7 @@ def test_definite_transient_answers_are_retried_even_for_submit(rsps, clock, sta
     rsps.add(responses.POST, URL, status=status, **kwargs)
     rsps.add(responses.POST, URL, json=ok(task_id="t"))
     retries = []
-    result = call(make(clock), safe=safe, on_retry=lambda e, d: retries.append((e, d)))
+    result = call(make(clock), safe=safe, on_retry=lambda r: retries.append((r.error, r.delay)))
     assert result["task_id"] == "t"
     assert len(rsps.calls) == 2
     assert len(retries) == 1 and isinstance(retries[0][0], ApiError)
@@ -191,7 +191,7 @@ def test_final_answers_are_never_retried(rsps, clock, code, status, safe):
     rsps.add(responses.POST, URL, status=status, json=err(code, status))
     retries = []
     with pytest.raises(ApiError) as info:
-        call(make(clock), safe=safe, on_retry=lambda e, d: retries.append(d))
+        call(make(clock), safe=safe, on_retry=lambda r: retries.append(r.delay))
     assert info.value.code == code and info.value.http_status == status
     assert len(rsps.calls) == 1 and not retries and not clock.sleeps
 
@@ -242,7 +242,7 @@ def test_errors_after_sending_a_submit_raise_unknown_outcome_at_once(rsps, clock
     rsps.add(responses.POST, URL, json=ok(task_id="t"))
     retries = []
     with pytest.raises(SubmitOutcomeUnknown) as info:
-        call(make(clock), safe=False, on_retry=lambda e, d: retries.append(d))
+        call(make(clock), safe=False, on_retry=lambda r: retries.append(r.delay))
     assert len(rsps.calls) == 1 and not retries and not clock.sleeps
     text = str(info.value)
     assert "api.test" in text and "billed" in text and "NOT sent again" in text
@@ -284,17 +284,26 @@ def test_max_attempts_then_last_error(rsps, clock):
     rsps.add(responses.POST, URL, status=500, json=err("UNKNOWN_ERROR", 500))
     retries = []
     with pytest.raises(ApiError, match="UNKNOWN_ERROR"):
-        call(make(clock, max_attempts=4), on_retry=lambda e, d: retries.append((e, d)))
+        call(make(clock, max_attempts=4), on_retry=lambda r: retries.append((r.error, r.delay)))
     assert len(rsps.calls) == 4
     assert delays(retries) == [1.0, 2.0, 4.0]
     assert sum(clock.sleeps) == pytest.approx(7.0)
+
+
+def test_each_retry_event_names_the_operation_and_the_attempt(rsps, clock):
+    rsps.add(responses.POST, URL, status=500, json=err("UNKNOWN_ERROR", 500))
+    events = []
+    with pytest.raises(ApiError):
+        call(make(clock, max_attempts=3), on_retry=events.append)
+    assert [(e.operation, e.attempt, e.max_attempts) for e in events] == [("query", 1, 3), ("query", 2, 3)]
+    assert all(isinstance(e.error, ApiError) and e.delay > 0 for e in events)
 
 
 def test_backoff_is_capped_by_max_delay(rsps, clock):
     rsps.add(responses.POST, URL, status=503, json=err("AI_SERVICE_FLOW_RESTRICTION", 503))
     retries = []
     with pytest.raises(ApiError):
-        call(make(clock, base_delay=10, max_delay=15), on_retry=lambda e, d: retries.append((e, d)))
+        call(make(clock, base_delay=10, max_delay=15), on_retry=lambda r: retries.append((r.error, r.delay)))
     assert delays(retries) == [10.0, 15.0, 15.0, 15.0]
 
 
@@ -302,7 +311,7 @@ def test_jittered_backoff_bounds_and_reproducible_with_a_seed(rsps, clock):
     rsps.add(responses.POST, URL, status=429, json=err("EXCEEDING_LIMITS", 429))
     retries = []
     with pytest.raises(ApiError):
-        call(make(clock, max_attempts=6, jitter=0.25), on_retry=lambda e, d: retries.append((e, d)))
+        call(make(clock, max_attempts=6, jitter=0.25), on_retry=lambda r: retries.append((r.error, r.delay)))
     got = [d for _, d in retries]
     for n, delay in enumerate(got, start=1):
         full = min(30.0, 2.0 ** (n - 1))
@@ -316,7 +325,7 @@ def test_retry_after_seconds_is_honoured(rsps, clock):
     rsps.add(responses.POST, URL, status=429, json=err("EXCEEDING_LIMITS", 429), headers={"Retry-After": "7"})
     rsps.add(responses.POST, URL, json=ok())
     retries = []
-    call(make(clock), on_retry=lambda e, d: retries.append((e, d)))
+    call(make(clock), on_retry=lambda r: retries.append((r.error, r.delay)))
     assert delays(retries) == [7.0] and sum(clock.sleeps) == pytest.approx(7.0)
 
 
@@ -331,7 +340,7 @@ def test_retry_after_http_date_is_honoured(rsps, clock):
     )
     rsps.add(responses.POST, URL, json=ok())
     retries = []
-    call(make(clock), safe=False, on_retry=lambda e, d: retries.append((e, d)))
+    call(make(clock), safe=False, on_retry=lambda r: retries.append((r.error, r.delay)))
     assert delays(retries) == [12.0]
 
 
@@ -351,7 +360,7 @@ def test_backoff_is_clipped_so_one_more_attempt_fits_the_deadline(rsps, clock):
         call(
             make(clock, base_delay=10, max_delay=10),
             deadline_s=4.0,
-            on_retry=lambda e, d: retries.append((e, d)),
+            on_retry=lambda r: retries.append((r.error, r.delay)),
         )
     assert delays(retries) == [3.0]  # 4 s left minus the 1 s an attempt needs
     assert len(rsps.calls) == 2
@@ -394,7 +403,7 @@ def test_cancel_during_backoff_stops_further_requests(rsps, clock):
         call(
             make(clock, base_delay=4),
             check_cancel=lambda: state["cancel"],
-            on_retry=lambda e, d: state.update(cancel=True),
+            on_retry=lambda r: state.update(cancel=True),
         )
     assert len(rsps.calls) == 1
 

@@ -21,7 +21,10 @@ from PIL import Image
 WORKFLOW_DIR = ROOT / "example_workflows"
 CORE_FIXTURE = Path(__file__).resolve().parent / "comfy_fixtures" / "core_object_info.json"
 
-EXPECTED_WORKFLOWS = {"retouch_portrait", "generate_then_retouch", "before_after", "filter_showcase"}
+# The file name is the card title in ComfyUI's template browser (frontend 1.27: custom packs get
+# no other title or description), so templates are named as titles.
+EXPECTED_WORKFLOWS = {"Retouch a portrait", "Generate then retouch", "Before and after", "Filter showcase"}
+ANY_TYPE = "*"  # an input of this type (Preview Any) accepts every output type
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
 SEED_NAMES = {"seed", "noise_seed"}
@@ -212,7 +215,7 @@ def test_workflow_is_valid(path: Path, object_info: dict[str, dict[str, Any]]) -
             continue
         out_type = object_info[source["type"]]["output"][origin_slot]
         in_entry = sink["inputs"][target_slot]
-        if not out_type == in_entry["type"] == kind:
+        if out_type != kind or in_entry["type"] not in (kind, ANY_TYPE):
             problems.append(f"link {link_id}: {out_type} -> {in_entry['type']} labelled {kind}")
         if in_entry["link"] != link_id or link_id not in (source["outputs"][origin_slot]["links"] or []):
             problems.append(f"link {link_id}: not recorded on both ends")
@@ -237,24 +240,26 @@ def test_workflows_use_the_pack_as_intended() -> None:
     for name, node_types in types.items():
         assert "FaceBeautyPro" in node_types, name
     assert any("FaceBeautyProOptions" in node_types for node_types in types.values())
-    assert {"LoadImage", "PreviewImage", "SaveImage"} <= set(types["retouch_portrait"])
+    assert {"LoadImage", "SaveImage", "PreviewAny"} <= set(types["Retouch a portrait"])
     assert {"CheckpointLoaderSimple", "EmptyLatentImage", "KSampler", "VAEDecode", "SaveImage"} <= set(
-        types["generate_then_retouch"]
+        types["Generate then retouch"]
     )
-    assert types["generate_then_retouch"].count("CLIPTextEncode") == 2
-    assert "ImageStitch" in types["before_after"]
-    assert types["filter_showcase"].count("FaceBeautyPro") >= 3
-    assert "ImageBatch" in types["filter_showcase"]
+    assert types["Generate then retouch"].count("CLIPTextEncode") == 2
+    assert "ImageStitch" in types["Before and after"]
+    assert types["Filter showcase"].count("FaceBeautyPro") >= 3
+    assert "ImageBatch" in types["Filter showcase"]
     showcase_filters = {
         node["widgets_values"][-1]
-        for node in workflows["filter_showcase"]["nodes"]
+        for node in workflows["Filter showcase"]["nodes"]
         if node["type"] == "FaceBeautyPro"
     }
     assert len(showcase_filters) >= 3, "the showcase nodes should use different filters"
     for wf in workflows.values():
         for node in wf["nodes"]:
             if node["type"] == "LoadImage":
-                assert node["widgets_values"][0] == "example.png"
+                # The pack's public-domain portrait, copied into ComfyUI's input folder on load:
+                # never ComfyUI's cartoon example.png, which would be sent to the paid API.
+                assert node["widgets_values"][0] == load_pack().SAMPLE_INPUT_NAME
             if node["type"] == "KSampler":
                 # A fixed seed: re-queueing the graph must not pay for a new retouch each time.
                 assert node["widgets_values"][1] == "fixed"
@@ -275,3 +280,24 @@ def test_validator_catches_mistakes(object_info: dict[str, dict[str, Any]]) -> N
     assert widget_problems("FaceBeautyPro", ours, [50] * 5 + [101, "Sakura"])
     assert widget_problems("FaceBeautyPro", ours, [50] * 6 + ["sakura"])  # names are exact
     assert widget_problems("FaceBeautyPro", ours, [50] * 6)
+
+
+def test_the_report_is_shown_in_at_least_one_template() -> None:
+    """The Note mentions the report: some template must wire it to a text preview from core."""
+    shown = []
+    for path in workflow_paths():
+        workflow = load_workflow(path)
+        nodes = {node["id"]: node for node in workflow["nodes"]}
+        for _, origin, origin_slot, target, _, _ in workflow["links"]:
+            if nodes[origin]["type"] == "FaceBeautyPro" and origin_slot == 1:
+                shown.append((path.stem, nodes[target]["type"]))
+    assert ("Retouch a portrait", "PreviewAny") in shown
+
+
+@pytest.mark.parametrize("path", workflow_paths(), ids=lambda p: p.stem)
+def test_template_name_reads_as_a_title(path: Path) -> None:
+    """ComfyUI's template browser shows the file name as the card's title and description."""
+    name = path.stem
+    assert name[:1].isupper(), f"{name!r}: the card title should start with a capital letter"
+    assert "_" not in name and name == " ".join(name.split()), f"{name!r}: words separated by single spaces"
+    assert len(name) <= 32, f"{name!r}: too long for a card title"

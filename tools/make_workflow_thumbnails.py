@@ -31,7 +31,7 @@ SAMPLES = (
 )
 WIDTH = 512
 # Split views are cropped to the upper part of the portrait (the face): 512x384 also fits the
-# registry's icon limit (800x400), so retouch_portrait.jpg can serve as the pack icon.
+# registry's icon limit (800x400), so "Retouch a portrait.jpg" can serve as the pack icon.
 SPLIT_HEIGHT = 384
 BACKGROUND = (24, 24, 28)
 LABEL = (255, 255, 255)

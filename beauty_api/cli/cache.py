@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .output import EXIT_OK, out
+
+if TYPE_CHECKING:
+    from ..result_cache import ResultCache
+    from ..storage_paths import CacheSettings
 
 
 def _human_size(size: float) -> str:
@@ -15,7 +21,7 @@ def _human_size(size: float) -> str:
     return f"{size:.1f} GiB"  # pragma: no cover - the loop returns
 
 
-def _open_cache():
+def _open_cache() -> tuple[Path, CacheSettings, ResultCache | None]:
     """The result cache at its usual place (with the limits from the environment), or None if absent."""
     from ..result_cache import ResultCache
     from ..storage_paths import cache_dir, cache_settings, state_dir

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-PROG = "python -m beauty_api"
+# How the user ran us, for usage lines: the installed command, or the module from the pack's folder.
+PROG = "face-beauty" if os.path.basename(sys.argv[0]).startswith("face-beauty") else "python -m beauty_api"
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -16,13 +19,49 @@ EXIT_INTERRUPTED = 130
 
 log = logging.getLogger("beauty_api")
 _print_lock = threading.RLock()  # re-entrant: the Ctrl-C handler may print while the main thread does
+_live_line = ""  # the status line now shown at the bottom of the terminal ("" = none)
+_CLEAR_LINE = "\r\x1b[K"  # carriage return, then erase to the end of the line
 
 
 def err(line: str) -> None:
-    """One line to stderr, whole even when worker threads report at the same time."""
+    """One line to stderr, whole even when worker threads report at the same time.
+
+    A live status line (see `show_live`) is erased first and drawn again below the new line.
+    """
     with _print_lock:
-        sys.stderr.write(line.rstrip("\n") + "\n")
+        stream = sys.stderr
+        if _live_line:
+            stream.write(_CLEAR_LINE)
+        stream.write(line.rstrip("\n") + "\n")
+        if _live_line:
+            stream.write(_live_line)
+        stream.flush()
+
+
+def show_live(text: str) -> None:
+    """Draw (or redraw) the one live status line on stderr, cut to the terminal's width."""
+    global _live_line
+    with _print_lock:
+        width = shutil.get_terminal_size(fallback=(100, 24)).columns - 1
+        _live_line = text[: max(width, 20)]
+        sys.stderr.write(_CLEAR_LINE + _live_line)
         sys.stderr.flush()
+
+
+def end_live() -> None:
+    """Erase the live status line (the summary line takes its place)."""
+    global _live_line
+    with _print_lock:
+        if _live_line:
+            sys.stderr.write(_CLEAR_LINE)
+            sys.stderr.flush()
+        _live_line = ""
+
+
+def stderr_is_terminal() -> bool:
+    """Whether a live line makes sense: stderr is a terminal that understands erasing a line."""
+    isatty = getattr(sys.stderr, "isatty", None)
+    return bool(isatty is not None and isatty()) and os.environ.get("TERM", "") != "dumb"
 
 
 def out(line: str) -> None:

@@ -52,7 +52,8 @@ def _unwritable(folder: Path) -> str | None:
 
 def _clashes(inputs: Sequence[Path], outputs: Sequence[Path]) -> list[str]:
     """Two inputs written to one file, or an input overwritten by its own result."""
-    problems, seen = [], {}
+    problems: list[str] = []
+    seen: dict[str, int] = {}
     sources = {_real(path): number for number, path in enumerate(inputs, start=1)}
     for number, (source, target) in enumerate(zip(inputs, outputs, strict=True), start=1):
         key = _real(target)

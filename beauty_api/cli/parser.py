@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     verbose_help = "debug logging to stderr (the API key is never shown)"
     parser.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
     # The same flag after the subcommand; SUPPRESS keeps it from resetting the top-level value.
-    verbose = argparse.ArgumentParser(add_help=False)
+    verbose = _Parser(add_help=False)
     verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_retouch(commands, verbose)

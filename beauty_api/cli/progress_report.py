@@ -1,4 +1,9 @@
-"""What `retouch` says while and after it works: per-image lines, the interrupt note, the summary."""
+"""What `retouch` says while and after it works: per-image lines, the interrupt note, the summary.
+
+On a terminal (without -v) one live status line (live_status.py) replaces the per-image stage
+lines; logs and pipes get the line-based form. Either way, every retry and every upload that had
+to be shrunk gets one line of its own, and the summary gives the total time.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,17 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..clock import DEFAULT_CLOCK, Clock
 from ..errors import ImageError
+from .live_status import BatchCounts, LiveStatus, format_duration, status_text
 from .output import EXIT_FAILED, EXIT_OK, err, one_line, out
 from .output_paths import save_atomically
 from .retouch_job import RetouchJob
 
 if TYPE_CHECKING:
-    from ..backend import Progress, RetouchOutcome
+    from ..backend import RetouchOutcome
     from ..batch import BatchResult
+    from ..progress_events import Progress, ResizeNotice, RetryNotice
 
 
 _STAGE_TEXT = {
@@ -27,23 +35,66 @@ _STAGE_TEXT = {
 
 
 class BatchReporter:
-    """Progress lines on stderr and result files on disk, as each image moves on (worker threads)."""
+    """Progress on stderr and result files on disk, as each image moves on (worker threads).
 
-    def __init__(self, job: RetouchJob) -> None:
+    `live`: keep one status line up to date instead of printing each image's stages (use it only
+    when stderr is a terminal); `tick_seconds` is how often that line is redrawn between events.
+    """
+
+    def __init__(
+        self,
+        job: RetouchJob,
+        *,
+        live: bool = False,
+        clock: Clock = DEFAULT_CLOCK,
+        tick_seconds: float | None = 1.0,
+    ) -> None:
         self.job = job
         self.total = len(job.inputs)
+        self.clock = clock
+        self.started_at = clock.monotonic()
         self.lock = threading.Lock()
         self.stage: dict[int, str] = {}
         self.started: set[int] = set()
         self.finished: set[int] = set()
+        self.failed: set[int] = set()
+        self.credits = 0
         self.task_shown: set[int] = set()
         self.written: dict[int, Path] = {}
         self.write_errors: dict[int, str] = {}
+        self.live = LiveStatus(self.status_text, tick_seconds) if live else None
+
+    def start(self) -> None:
+        if self.live is not None:
+            self.live.start()
+
+    def stop(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+    def elapsed(self) -> float:
+        return self.clock.monotonic() - self.started_at
+
+    def status_text(self) -> str:
+        with self.lock:
+            failed = len(self.failed) + len(self.write_errors)
+            counts = BatchCounts(
+                total=self.total,
+                done=len(self.finished) - failed,
+                in_flight=len(self.started - self.finished),
+                failed=failed,
+                credits=self.credits,
+            )
+        return status_text(counts, self.elapsed())
 
     def _prefix(self, index: int) -> str:
         return f"[{index + 1}/{self.total}] {self.job.inputs[index].name}"
 
     def on_progress(self, progress: Progress) -> None:
+        if progress.retry is not None:
+            err(f"{self._prefix(progress.index)}: {retry_text(progress.retry)}")
+        if progress.resize is not None:
+            err(f"{self._prefix(progress.index)}: {resize_text(progress.resize)}")
         text = _STAGE_TEXT.get(progress.stage)
         with self.lock:
             if progress.stage in ("submitting", "resumed"):
@@ -54,14 +105,21 @@ class BatchReporter:
             first_id = progress.task_id is not None and progress.index not in self.task_shown
             if first_id:
                 self.task_shown.add(progress.index)
+        if self.live is not None:
+            self.live.refresh()
+            return
         task = f" (task {progress.task_id})" if first_id else ""
         err(f"{self._prefix(progress.index)}: {text}{task} {progress.elapsed:.1f} s")
 
     def on_item_done(self, index: int, outcome: RetouchOutcome | None) -> None:
         with self.lock:
             self.finished.add(index)
+            if outcome is None:
+                self.failed.add(index)
+            else:
+                self.credits += outcome.credits_spent
         if outcome is None:
-            err(f"{self._prefix(index)}: failed")
+            self._say(f"{self._prefix(index)}: failed")
             return
         target = self.job.outputs[index]
         try:
@@ -69,17 +127,46 @@ class BatchReporter:
         except (OSError, ImageError) as error:
             with self.lock:
                 self.write_errors[index] = f"cannot write {target}: {one_line(error)}"
-            err(f"{self._prefix(index)}: {outcome.origin}, but writing {target} failed")
+            self._say(f"{self._prefix(index)}: {outcome.origin}, but writing {target} failed")
             return
         with self.lock:
             self.written[index] = target
         credits = f", {outcome.credits_spent} credits" if outcome.credits_spent else ""
-        err(f"{self._prefix(index)}: done ({outcome.origin}, {outcome.seconds:.1f} s{credits}) -> {target}")
+        self._say(
+            f"{self._prefix(index)}: done ({outcome.origin}, {outcome.seconds:.1f} s{credits}) -> {target}"
+        )
+
+    def _say(self, line: str) -> None:
+        """A per-image line: printed in line mode; on a terminal the live line shows it instead."""
+        if self.live is None:
+            err(line)
+        else:
+            self.live.refresh()
 
     def unfinished_started(self) -> int:
         """Images whose task was submitted or resumed but not finished: the journal holds them."""
         with self.lock:
             return len(self.started - self.finished)
+
+
+def retry_text(retry: RetryNotice) -> str:
+    """`submit failed (connection refused), attempt 1 of 5; next try in 2.0 s`."""
+    what = retry.operation or "request"
+    return (
+        f"{what} failed ({retry.reason}), attempt {retry.attempt} of {retry.max_attempts}; "
+        f"next try in {retry.next_try_s:.1f} s"
+    )
+
+
+def resize_text(resize: ResizeNotice) -> str:
+    """`5000x3000 is over the API's limits (4095 px a side, 2 MB): sent as 4095x2457, ...`."""
+    (width, height), (sent_w, sent_h) = resize.source_size, resize.sent_size
+    after = (
+        f"the result is scaled back to {width}x{height}"
+        if resize.scaled_back
+        else "the result keeps that size (--keep-size)"
+    )
+    return f"{width}x{height} is over the API's limits (4095 px a side, 2 MB): sent as {sent_w}x{sent_h}, {after}"
 
 
 def report_interrupt(reporter: BatchReporter, mode: str) -> None:
@@ -103,17 +190,24 @@ def report_interrupt(reporter: BatchReporter, mode: str) -> None:
 def report_result(job: RetouchJob, reporter: BatchReporter, result: BatchResult) -> int:
     for index in sorted(reporter.written):
         out(str(reporter.written[index]))
-    failures = [(f.index, f"{f.code}: {one_line(f.error)}") for f in result.failures]
+    failures = [(f.index, _failure_text(f.code, f.error)) for f in result.failures]
     failures += list(reporter.write_errors.items())
     for index, text in sorted(failures):
         err(f"error: image {index + 1} ({job.inputs[index].name}): {text}")
-    err(summary_line(result, len(failures)))
+    err(summary_line(result, len(failures), reporter.elapsed()))
     return EXIT_FAILED if failures else EXIT_OK
 
 
-def summary_line(result: BatchResult, failed: int) -> str:
+def _failure_text(code: str, error: BaseException) -> str:
+    """The error on one line, led by its code unless the text already names it."""
+    text = one_line(error)
+    return text if not code or code in text else f"{code}: {text}"
+
+
+def summary_line(result: BatchResult, failed: int, seconds: float) -> str:
     counts = result.counts()
     return (
         f"summary: {len(result.outcomes)} image(s): {counts['new']} new, {counts['cached']} cached, "
-        f"{counts['resumed']} resumed, {failed} failed; {result.credits_spent} credits spent"
+        f"{counts['resumed']} resumed, {failed} failed; {result.credits_spent} credits spent; "
+        f"{format_duration(seconds)} in all"
     )

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from .heap import return_image_buffers_promptly
-from .output import EXIT_INTERRUPTED, EXIT_USAGE, err
+from .output import EXIT_INTERRUPTED, EXIT_USAGE, err, stderr_is_terminal
 from .progress_report import BatchReporter, report_interrupt, report_result
 from .retouch_job import RetouchJob, validate_retouch
 
@@ -41,13 +41,14 @@ def _ctrl_c_cancels(event: threading.Event) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def run_job(backend: ApiBackend, job: RetouchJob) -> int:
-    """Retouch, write, report; the exit status."""
+def run_job(backend: ApiBackend, job: RetouchJob, *, live: bool = False) -> int:
+    """Retouch, write, report; the exit status. `live`: one status line instead of per-image lines."""
     from ..batch import retouch_batch
     from ..errors import RetouchCancelled
 
-    reporter = BatchReporter(job)
+    reporter = BatchReporter(job, live=live)
     cancel = threading.Event()
+    reporter.start()
     try:
         with _ctrl_c_cancels(cancel):
             result = retouch_batch(
@@ -62,8 +63,11 @@ def run_job(backend: ApiBackend, job: RetouchJob) -> int:
                 keep_images=False,  # ... and then lets it go: memory stays flat however many inputs
             )
     except RetouchCancelled:
+        reporter.stop()
         report_interrupt(reporter, job.options.mode)
         return EXIT_INTERRUPTED
+    finally:
+        reporter.stop()
     return report_result(job, reporter, result)
 
 
@@ -94,4 +98,4 @@ def cmd_retouch(args: argparse.Namespace) -> int:
         settings=_client_settings(job),
         use_cache=False if args.no_cache else None,
     )
-    return run_job(backend, job)
+    return run_job(backend, job, live=not args.verbose and stderr_is_terminal())

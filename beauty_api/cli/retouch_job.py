@@ -71,12 +71,12 @@ def parse_params(args: argparse.Namespace) -> tuple[BeautyParams | None, list[st
     problems = []
     for name, value in values.items():
         try:
-            BeautyParams(**{name: value})
+            BeautyParams.from_mapping({name: value})
         except InvalidParameterError as error:
             problems.append(_flag_message(error))
     if problems:
         return None, problems
-    return BeautyParams(**values), []
+    return BeautyParams.from_mapping(values), []
 
 
 def _parse_seconds(option: str, text: str, example: str) -> tuple[float, str | None]:
@@ -135,12 +135,13 @@ def check_setup(use_cache: bool) -> list[str]:
     from ..storage_paths import cache_settings
 
     checks = [resolve_api_key, resolve_base_url] + ([cache_settings] if use_cache else [])
-    problems = []
+    problems: list[str] = []
     for check in checks:
         try:
             check()
         except ConfigurationError as error:
-            problems.append(str(error))
+            if str(error) not in problems:  # a broken config file spoils key and address alike: say it once
+                problems.append(str(error))
     return problems
 
 

@@ -1,4 +1,12 @@
-"""Our own PNG writer: Average filter + zlib Z_RLE, rows deflated in two halves on two threads."""
+"""Our own PNG writer: Average filter + zlib Z_RLE, rows deflated in two halves on two threads.
+
+Kept over Pillow's encoder after measuring (issue 8 item 11; `python benchmarks/bench_png_encoder.py`,
+2-core machine shared with other work, so noisy): Pillow at its fastest useful setting
+(compress_level=1, compress_type=Z_RLE) makes files ~8% smaller but encodes a 1024 px photo in
+~120 ms against ~100 ms here (level 1 default strategy ~190-280 ms, level 6 ~1 s), and end to end
+a batch of 16 at concurrency 8 took a median 12% longer (7 interleaved rounds: 4.85 s -> 5.43 s;
+concurrency 3: 12.81 s -> 12.97 s, +1.2%): above the 3% the issue allowed.
+"""
 
 from __future__ import annotations
 
@@ -42,7 +50,7 @@ def _avg_filter(rgb: np.ndarray, previous: np.ndarray | None = None) -> np.ndarr
 def _deflate_part(part: np.ndarray, last: bool) -> bytes:
     """Raw deflate (Z_RLE) of one part; non-final parts end byte-aligned with a sync flush."""
     compressor = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zlib.Z_RLE)
-    body = compressor.compress(memoryview(part).cast("B"))
+    body = compressor.compress(part.data.cast("B"))
     return body + compressor.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 
 
@@ -71,7 +79,7 @@ def _png_idat(rgb: np.ndarray) -> bytes:
         results = [_filter_and_deflate(rgb, *b) for b in bounds]
     checksum = 1
     for filtered, _ in results:
-        checksum = zlib.adler32(memoryview(filtered).cast("B"), checksum)
+        checksum = zlib.adler32(filtered.data.cast("B"), checksum)
     return b"\x78\x01" + b"".join(body for _, body in results) + struct.pack(">I", checksum)
 
 

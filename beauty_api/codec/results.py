@@ -33,7 +33,7 @@ def decode_image(data: bytes) -> np.ndarray:
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise ImageError(f"result image must be bytes, got {type(data).__name__}")
-    return with_opened(io.BytesIO(bytes(data)), "the result image", _decoded_rgb)
+    return with_opened(io.BytesIO(bytes(data)), "the result image", _decoded_rgb, downloaded=True)
 
 
 def _decoded_rgb(image: Image.Image) -> np.ndarray:

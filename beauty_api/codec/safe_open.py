@@ -34,23 +34,30 @@ def _sniff(head: bytes) -> str | None:
     return None
 
 
-def _not_an_image(head: bytes, what: str) -> ImageError:
+def _not_an_image(head: bytes, what: str, downloaded: bool) -> ImageError:
     shown = head[:16].hex(" ")
     text_hint = ""
     if head and all(32 <= byte < 127 or byte in (9, 10, 13) for byte in head[:16]):
-        text_hint = " (it looks like text, e.g. an HTML or JSON error page)"
+        text_hint = (
+            " (it looks like text, e.g. an HTML or JSON error page)" if downloaded else " (it is a text file)"
+        )
     return ImageError(
         f"{what} is not a PNG, JPEG or WEBP image (also accepted: GIF, BMP, TIFF); first bytes: {shown or 'none'}{text_hint}"
     )
 
 
-def with_opened(stream: BinaryIO, what: str, convert: Callable[[Image.Image], _T]) -> _T:
-    """Sniff, open with only that format's plugin, check the size from the header, then decode."""
+def with_opened(
+    stream: BinaryIO, what: str, convert: Callable[[Image.Image], _T], *, downloaded: bool = False
+) -> _T:
+    """Sniff, open with only that format's plugin, check the size from the header, then decode.
+
+    `downloaded`: the bytes came from a server (a text body there is likely an error page).
+    """
     head = stream.read(16)
     stream.seek(0)
     fmt = _sniff(head)
     if fmt is None:
-        raise _not_an_image(head, what)
+        raise _not_an_image(head, what, downloaded)
     try:
         with Image.open(stream, formats=[fmt]) as image:
             _check_decode_size(image.size, what)
@@ -61,7 +68,7 @@ def with_opened(stream: BinaryIO, what: str, convert: Callable[[Image.Image], _T
             f"{what} claims a size too large to decode safely ({exc}); refusing it as a possible decompression bomb"
         ) from exc
     except UnidentifiedImageError as exc:
-        raise _not_an_image(head, what) from exc
+        raise _not_an_image(head, what, downloaded) from exc
     except ImageError:
         raise
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, MemoryError) as exc:
@@ -74,13 +81,13 @@ def peek_size(stream: BinaryIO, what: str) -> tuple[int, int]:
     stream.seek(0)
     fmt = _sniff(head)
     if fmt is None:
-        raise _not_an_image(head, what)
+        raise _not_an_image(head, what, False)
     try:
         with Image.open(stream, formats=[fmt]) as image:
             _check_decode_size(image.size, what)
             return image.size
     except UnidentifiedImageError as exc:
-        raise _not_an_image(head, what) from exc
+        raise _not_an_image(head, what, False) from exc
     except ImageError:
         raise
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import base64
 import re
 import secrets
+import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -25,8 +27,9 @@ from .answers import (
 )
 from .contract import CREDITS_PER_TASK, KEY_HEADER, RESULTS_PREFIX, UNLIMITED_BALANCE
 from .effect import EncodedResult, apply_effect, encode_result
-from .faults import Fault
+from .faults import Fault, FaultPlan
 from .multipart import SubmitRequest
+from .stats import EmulatorStats
 from .submit_checks import ValidSubmit, validate_submit
 
 
@@ -58,7 +61,35 @@ class StoredResult:
 
 
 class EmulatorEndpoints:
-    """The endpoint logic of `Emulator`, called from handler threads."""
+    """The endpoint logic of `Emulator`, called from handler threads.
+
+    The attributes below are set by `Emulator.__init__` (the timings and shapes are its public,
+    settable configuration; the underscored ones are the task state, guarded by `_lock`).
+    """
+
+    api_key: str | None
+    queued_seconds: float
+    processing_seconds: float
+    result_ttl_seconds: float
+    credits: int | None
+    time_source: Callable[[], float]
+    result_location: str
+    status_location: str
+    failure_shape: str
+    sync_result_encoding: str
+    result_format: str
+    result_scale: float
+    _faults: FaultPlan
+    _stats: EmulatorStats
+    _lock: threading.RLock
+    _tasks: dict[str, Task]
+    _results: dict[str, StoredResult]
+    _reserved: int
+
+    @property
+    def cdn_base_url(self) -> str:
+        """The root of the result host (Emulator knows its servers)."""
+        raise NotImplementedError
 
     def _key_matches(self, value: str | None) -> bool | None:
         if value is None:

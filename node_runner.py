@@ -1,0 +1,183 @@
+"""Running one retouch node call inside ComfyUI: the worker thread, the display ticker, Cancel, errors.
+
+The blocking batch runs in a thread (`asyncio.to_thread`) while the event loop keeps other
+async nodes going and this coroutine refreshes the node's display (node_status) twice a
+second. Every way a run can end leaves an honest final frame on the node: the summary, the
+failures with their reasons, "cancelled", or the error's one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import comfy_bridge
+from .beauty_api import codec
+from .beauty_api.backend import RetouchBackend, RetouchOptions
+from .beauty_api.batch import BatchResult, retouch_batch
+from .beauty_api.clock import DEFAULT_CLOCK
+from .beauty_api.errors import BatchFailed, BeautyError, ConfigurationError, RetouchCancelled
+from .beauty_api.params import BeautyParams
+from .node_status import NodeStatus, StatusPublisher, report_text
+
+log = logging.getLogger("face_beauty_pro")
+
+# The progress display is refreshed this often (so at most ~2 text updates a second).
+PROGRESS_TICK_SECONDS = 0.5
+# How often the node's coroutine looks whether a worker has seen Cancel.
+CANCEL_POLL_SECONDS = 0.05
+
+
+class FaceBeautyProError(RuntimeError):
+    """An expected failure (API refusal, missing key, bad image...), shown as one readable message.
+
+    ComfyUI shows `exception_type: exception_message` and the traceback of the raised exception
+    (execution.py: `full_type_name(type)`, `traceback.format_tb`). The node raises this short
+    exception itself, `from None`, so the message is the API's code, its message and what to
+    do, and the traceback is just the node call instead of the whole client stack. The module
+    name is fixed because ComfyUI names a pack's modules after their full folder path, which
+    would otherwise be printed as the type. Unexpected bugs are not wrapped: they keep their
+    full traceback.
+    """
+
+
+FaceBeautyProError.__module__ = "face_beauty_pro"
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """How one node call retouches: which backend (built in the worker), its options, failures."""
+
+    make_backend: Callable[[], RetouchBackend]
+    retouch_options: RetouchOptions
+    concurrency: int
+    pass_through: bool  # failed images come out unchanged instead of failing the node
+
+
+async def run_retouch(
+    image: Any, make_params: Callable[[], BeautyParams], plan: RunPlan, node_id: str | None
+) -> tuple[Any, str]:
+    """Retouch the IMAGE batch; expected failures become one FaceBeautyProError line.
+
+    `make_params` is called here, so a bad widget value is shown on the node like any error.
+    """
+    status = NodeStatus(total=int(image.shape[0]))
+    publisher = StatusPublisher(status, node_id)
+    try:
+        return await _run(image, make_params(), plan, status, publisher)
+    except RetouchCancelled:
+        status.cancelled()
+        publisher.publish_final()
+        interrupt = comfy_bridge.interrupt_exception_type()
+        if interrupt is None:
+            raise
+        raise interrupt() from None
+    except BeautyError as error:
+        message = _message(error)
+        status.stopped(message)
+        publisher.publish_final()
+        raise FaceBeautyProError(message) from None
+    except BaseException as error:
+        if comfy_bridge.is_interrupt(error):
+            status.cancelled()
+            publisher.publish_final()
+        raise
+
+
+async def _run(
+    image: Any, params: BeautyParams, plan: RunPlan, status: NodeStatus, publisher: StatusPublisher
+) -> tuple[Any, str]:
+    """Run the blocking work in a thread; meanwhile refresh the progress display and watch for Cancel.
+
+    On Cancel the node raises as soon as any worker (or ComfyUI's progress hook) has seen the
+    interrupt, without waiting for the other workers: they stop at their own next check
+    (<= 0.25 s) in the background, and their tasks stay in the journal for a re-run to resume.
+    """
+    watch = comfy_bridge.InterruptWatch()
+    _publish(publisher, watch)  # shows "starting" at once, and sees a Cancel pressed before we started
+    watch.raise_if_tripped()
+    work = asyncio.ensure_future(asyncio.to_thread(_retouch_blocking, image, params, plan, status, watch))
+    work.add_done_callback(_retrieve)
+    clock = DEFAULT_CLOCK
+    next_publish = clock.monotonic() + PROGRESS_TICK_SECONDS
+    try:
+        while True:
+            if work.done() or clock.monotonic() >= next_publish:
+                next_publish = clock.monotonic() + PROGRESS_TICK_SECONDS
+                _publish(publisher, watch)
+            watch.raise_if_tripped()
+            if work.done():
+                return work.result()
+            await asyncio.wait({work}, timeout=CANCEL_POLL_SECONDS)
+    finally:
+        if not work.done():  # cancelled, or this coroutine was: stop the workers as well
+            watch.trip(RetouchCancelled("The node was cancelled."))
+
+
+def _publish(publisher: StatusPublisher, watch: comfy_bridge.InterruptWatch) -> None:
+    """Refresh the display; ComfyUI's progress hook may raise (and clear) the interrupt: keep it."""
+    try:
+        publisher.publish()
+    except BaseException as error:
+        watch.trip(error)
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark a finished worker's exception as seen (it may finish after the node gave up on it)."""
+    if not task.cancelled():
+        task.exception()
+
+
+def _retouch_blocking(
+    image: Any, params: BeautyParams, plan: RunPlan, status: NodeStatus, watch: comfy_bridge.InterruptWatch
+) -> tuple[Any, str]:
+    """The whole job, off the event loop: key check, encode, retouch, assemble, report."""
+    backend = plan.make_backend()
+    sources = codec.images_from_input(image)
+    result = retouch_batch(
+        backend,
+        sources,
+        params,
+        options=plan.retouch_options,
+        concurrency=plan.concurrency,
+        on_progress=status.on_progress,
+        on_item_done=status.on_item_done,
+        check_cancel=watch,
+    )
+    status.finish(result, passed_through=plan.pass_through)
+    if not plan.pass_through:
+        result.raise_for_failures()
+    output = _assemble(image, sources, result)
+    report = report_text(result, passed_through=plan.pass_through)
+    log.info("Face Beauty Pro:\n%s", report)
+    return output, report
+
+
+def _assemble(image: Any, sources: Sequence[codec.SourceImage], result: BatchResult) -> Any:
+    """One IMAGE tensor in input order; failed images (pass through) are the input, unchanged."""
+    arrays = [
+        outcome.image if outcome is not None else codec.attach_alpha(source.rgb, source.alpha)
+        for source, outcome in zip(sources, result.outcomes, strict=True)
+    ]
+    output = codec.to_comfy_tensor(arrays)
+    for failure in result.failures:
+        original = image[failure.index]
+        if tuple(original.shape) == tuple(output.shape[1:]):
+            output[failure.index] = original.to(device=output.device, dtype=output.dtype)
+    return output
+
+
+def _message(error: BeautyError) -> str:
+    """The text shown in ComfyUI: a one-image batch names the image's own error directly.
+
+    Setup problems (no key, a bad config file) are flattened to one line, so the error
+    dialog's first line is already the whole instruction.
+    """
+    if isinstance(error, BatchFailed) and error.total == 1 and len(error.failures) == 1:
+        return str(error.failures[0][1])
+    if isinstance(error, ConfigurationError):
+        return " ".join(str(error).split())
+    return str(error)

@@ -1,0 +1,430 @@
+"""End-to-end checks in a real ComfyUI, driven through its web UI in headless Chromium.
+
+Run on demand (it needs a ComfyUI checkout and a browser; see tests/e2e/README.md):
+
+    /work/e2e-venv/bin/python tests/e2e/run_e2e.py --comfyui /work/comfyui --python /work/comfy-venv/bin/python
+
+It starts the API emulator and a headless ComfyUI with only this pack linked into custom_nodes,
+opens every template of the pack from the templates dialog, and checks what a user sees: every
+node visible and none overlapping on open; the node's text and bar while one image runs, after
+success, after a ComfyUI cache hit and a pack cache hit, with the API down, after Cancel and on
+the re-run that resumes the cancelled task. Screenshots go to --shots. The last line is
+"N passed, N failed"; the exit status is 1 when any check failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import traceback
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from graph_ui import (
+    CHROMIUM_ARGS,
+    VIEWPORT,
+    click_cancel,
+    click_run,
+    close_dialogs,
+    layout_problems,
+    node_ids,
+    node_state,
+    open_app,
+    open_template,
+    search_finds,
+    set_widget,
+    widget_values,
+)
+from playwright.sync_api import Page, sync_playwright
+from servers import PACK_FOLDER, ComfyUI, Emulator, get_json
+
+REPO = Path(__file__).resolve().parents[2]
+CATEGORY_TITLE = "Face Beauty Pro"
+NODE_TITLE = "Face Beauty Pro"
+SAMPLE_INPUT = "face_beauty_pro_sample_portrait.png"
+SEARCH_TERMS = ("beauty", "retouch", "ailab")
+CREDITS_PER_IMAGE = 15
+
+
+@dataclass
+class Run:
+    """Shared state of one end-to-end run."""
+
+    page: Page
+    comfy: ComfyUI
+    emulator: Emulator
+    shots: Path
+    label: str
+    templates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    main_template: str = ""
+    node_id: int = 0
+    whitening: int = 11
+
+    def shot(self, name: str) -> None:
+        self.page.screenshot(path=str(self.shots / f"{self.label}-{name}.png"))
+
+    def fresh_request(self) -> None:
+        """A slider value not sent before: ComfyUI and the pack must really run the node."""
+        self.whitening += 1
+        set_widget(self.page, self.node_id, "whitening", self.whitening)
+
+
+def wait_idle(comfy: ComfyUI, started_before: float, timeout: float) -> None:
+    """Wait until ComfyUI's queue is empty (after at least a moment, so the run has begun)."""
+    time.sleep(max(0.0, started_before + 0.5 - time.monotonic()))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        queue = get_json(f"{comfy.url}/queue")
+        if not queue["queue_running"] and not queue["queue_pending"]:
+            time.sleep(0.6)  # the last websocket messages reach the page
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"ComfyUI still busy after {timeout:.0f} s")
+
+
+def watch_run(
+    run: Run, timeout: float, on_sample: Callable[[dict[str, Any]], None] | None = None
+) -> list[dict[str, Any]]:
+    """Press Run and sample the node's text and bar every 0.1 s until the queue is empty."""
+    samples: list[dict[str, Any]] = []
+    click_run(run.page)
+    started = time.monotonic()
+    deadline = started + timeout
+    while time.monotonic() < deadline:
+        state = node_state(run.page, run.node_id)
+        samples.append(state)
+        if on_sample is not None:
+            on_sample(state)
+        if time.monotonic() - started > 1.0:
+            queue = get_json(f"{run.comfy.url}/queue")
+            if not queue["queue_running"] and not queue["queue_pending"]:
+                break
+        time.sleep(0.1)
+    wait_idle(run.comfy, started, timeout=10)
+    close_dialogs(run.page)  # an error dialog would cover the node and block the next click
+    samples.append(node_state(run.page, run.node_id))
+    return samples
+
+
+def lines_of(state: dict[str, Any]) -> list[str]:
+    return [line for line in str(state["text"]).splitlines() if line.strip()]
+
+
+# -- checks --------------------------------------------------------------------------------------
+
+
+def check_templates_open_laid_out(run: Run) -> list[str]:
+    problems = []
+    for number, (name, workflow) in enumerate(run.templates.items()):
+        dialog_shot = str(run.shots / f"{run.label}-template-browser.png") if number == 0 else None
+        category = open_template(run.page, [CATEGORY_TITLE, PACK_FOLDER], name, screenshot=dialog_shot)
+        if category != CATEGORY_TITLE:
+            problems.append(f"the templates dialog lists the pack as {category!r}, not {CATEGORY_TITLE!r}")
+        run.shot(f"template-{name.replace(' ', '_')}")
+        problems += [f"{name}: {problem}" for problem in layout_problems(run.page)]
+        for node in workflow["nodes"]:
+            if node["type"] == "LoadImage" and node["widgets_values"][0] != SAMPLE_INPUT:
+                problems.append(
+                    f"{name}: Load Image opens {node['widgets_values'][0]!r}, not the sample portrait"
+                )
+    if not (run.comfy.input_dir / SAMPLE_INPUT).exists():
+        problems.append(f"{SAMPLE_INPUT} was not put into ComfyUI's input folder when the pack loaded")
+    return problems
+
+
+def check_search_terms(run: Run) -> list[str]:
+    return [
+        f"node search for {term!r} does not list {NODE_TITLE}"
+        for term in SEARCH_TERMS
+        if not search_finds(run.page, term, NODE_TITLE)
+    ]
+
+
+def open_main_template(run: Run) -> None:
+    open_template(run.page, [CATEGORY_TITLE, PACK_FOLDER], run.main_template)
+    (run.node_id,) = node_ids(run.page, "FaceBeautyPro")
+
+
+def check_success_moves_the_bar(run: Run) -> list[str]:
+    open_main_template(run)
+    run.fresh_request()
+    billed = run.emulator.credits_billed()
+    processing_samples = 0
+
+    def mid_run(state: dict[str, Any]) -> None:
+        """Take the picture 1.5 s into processing: the bar should be well on its way by then."""
+        nonlocal processing_samples
+        if "processing" in state["text"]:
+            processing_samples += 1
+            if processing_samples == 15:
+                run.shot("item4-single-image-progress")
+
+    samples = watch_run(run, timeout=90, on_sample=mid_run)
+    run.shot("success")
+    final = lines_of(samples[-1])
+    problems = []
+    moving = sorted(
+        {round(s["progress"], 2) for s in samples if s["progress"] is not None and 0 < s["progress"] < 1}
+    )
+    if len(moving) < 3:
+        problems.append(f"the bar did not move through one image's stages: values {moving}")
+    if not final or not final[0].startswith("done · 1 new"):
+        problems.append(f"after success the node says {final}")
+    if f"paid {CREDITS_PER_IMAGE} credits when made" not in final:
+        problems.append(f"no 'paid {CREDITS_PER_IMAGE} credits when made' line: {final}")
+    if any(s["text"].startswith("Face Beauty Pro:") for s in samples):
+        problems.append("the text still starts with the redundant 'Face Beauty Pro:'")
+    if any("image 0" in line for s in samples for line in lines_of(s)):
+        problems.append("an image is numbered from 0")
+    if samples[-1]["progress"] not in (None, 1):
+        problems.append(f"after success the bar is at {samples[-1]['progress']}")
+    report = preview_texts(run)
+    if report is not None and f"paid {CREDITS_PER_IMAGE} credits when made" not in report:
+        problems.append(f"the report preview does not show the credits: {report!r}")
+    if run.emulator.credits_billed() - billed != CREDITS_PER_IMAGE:
+        problems.append("one new image was not billed exactly once")
+    return problems
+
+
+def preview_texts(run: Run) -> str | None:
+    """The text shown by the template's Preview Any node (the report), if it has one."""
+    previews = node_ids(run.page, "PreviewAny")
+    if not previews:
+        return None
+    return " ".join(str(value) for value in widget_values(run.page, previews[0]).values())
+
+
+def check_comfyui_cache_hit(run: Run) -> list[str]:
+    before = node_state(run.page, run.node_id)
+    billed = run.emulator.credits_billed()
+    samples = watch_run(run, timeout=30)
+    final = lines_of(samples[-1])
+    problems = []
+    if run.emulator.credits_billed() != billed:
+        problems.append("a re-queue of an unchanged graph was billed")
+    if final != lines_of(before):
+        problems.append(f"the node's text changed on a ComfyUI cache hit: {final}")
+    if any("this run" in line and not line.startswith("0 credits") for line in final):
+        problems.append(f"the text claims credits 'this run' for a run that spent none: {final}")
+    return problems
+
+
+def check_pack_cache_hit(run: Run) -> list[str]:
+    run.comfy.free_caches()
+    time.sleep(1.0)
+    billed = run.emulator.credits_billed()
+    samples = watch_run(run, timeout=60)
+    run.shot("pack-cache-hit")
+    final = lines_of(samples[-1])
+    problems = []
+    if not final or not final[0].startswith("done · 1 cached"):
+        problems.append(f"a result from the pack's cache reads {final}")
+    if "0 credits this run" not in final:
+        problems.append(f"a cache hit does not say '0 credits this run': {final}")
+    if run.emulator.credits_billed() != billed:
+        problems.append("a cache hit was billed")
+    return problems
+
+
+def check_api_down(run: Run) -> list[str]:
+    run.emulator.stop()
+    try:
+        run.fresh_request()
+        seen_retry = False
+
+        def retrying(state: dict[str, Any]) -> None:
+            nonlocal seen_retry
+            if not seen_retry and "attempt" in state["text"] and "next try" in state["text"]:
+                run.shot("item3-retrying")
+                seen_retry = True
+
+        samples = watch_run(run, timeout=180, on_sample=retrying)
+        run.shot("item1-api-down-failed")
+    finally:
+        run.emulator.start()
+    final = lines_of(samples[-1])
+    problems = []
+    if not final or not final[0].startswith("failed"):
+        problems.append(f"with the API down the node says {final}")
+    if len(final) < 2:
+        problems.append("no reason is given for the failure")
+    progress = samples[-1]["progress"]
+    if progress is not None and progress >= 0.5:
+        problems.append(f"a failed image left the bar at {progress:.2f}")
+    if not seen_retry:
+        print("  note: no retry text was seen (this build's transport may not report retries)")
+    return problems
+
+
+def check_cancel_then_resume(run: Run) -> list[str]:
+    run.fresh_request()
+    billed = run.emulator.credits_billed()
+    cancelled = False
+
+    def press_cancel(state: dict[str, Any]) -> None:
+        nonlocal cancelled
+        if not cancelled and "processing" in state["text"]:
+            click_cancel(run.page)
+            cancelled = True
+
+    samples = watch_run(run, timeout=60, on_sample=press_cancel)
+    run.shot("item2-cancelled")
+    final = lines_of(samples[-1])
+    problems = []
+    if not cancelled:
+        problems.append("the run finished before it could be cancelled")
+    if not final or final[0] != "cancelled" or "without paying" not in " ".join(final):
+        problems.append(f"after Cancel the node says {final}")
+    # The same request again: the submitted task is resumed, never paid twice.
+    samples = watch_run(run, timeout=60)
+    final = lines_of(samples[-1])
+    if not final or not final[0].startswith("done · 1 resumed"):
+        problems.append(f"the re-run after Cancel says {final}")
+    if run.emulator.credits_billed() - billed > CREDITS_PER_IMAGE:
+        problems.append("the cancelled image was paid twice")
+    return problems
+
+
+def check_not_enough_credits(run: Run) -> list[str]:
+    if not run.node_id:
+        open_main_template(run)
+    run.emulator.stop()
+    run.emulator.credits = 0
+    run.emulator.start()
+    try:
+        run.fresh_request()
+        samples = watch_run(run, timeout=60)
+        run.shot("item1-no-credits")
+    finally:
+        run.emulator.stop()
+        run.emulator.credits = None
+        run.emulator.start()
+    final = lines_of(samples[-1])
+    problems = []
+    if not final or not final[0].startswith("failed"):
+        problems.append(f"without credits the node says {final}")
+    if "CREDITS" not in " ".join(final).upper():
+        problems.append(f"the reason does not mention the credits: {final}")
+    if samples[-1]["progress"] not in (None, 0):
+        problems.append(f"an unpaid image left the bar at {samples[-1]['progress']}")
+    return problems
+
+
+def check_missing_key(run: Run) -> list[str]:
+    """The last check: ComfyUI restarted without an API key, as a new user would start it."""
+    run.comfy.stop()
+    run.comfy.start(with_key=False)
+    open_app(run.page, run.comfy.url)
+    open_main_template(run)
+    run.fresh_request()
+    samples = watch_run(run, timeout=60)
+    run.shot("item2-missing-key")
+    final = lines_of(samples[-1])
+    problems = []
+    if not final or final[0] != "error":
+        problems.append(f"without a key the node says {final}")
+    if "AILAB_API_KEY" not in "".join(final):
+        problems.append(f"the node does not say how to set the key: {final}")
+    # The frontend renders the text as HTML: "<your key>" must show, not vanish as a tag.
+    if run.page.get_by_text("AILAB_API_KEY=<your key>").count() == 0:
+        problems.append("'AILAB_API_KEY=<your key>' is not shown on the page as text")
+    return problems
+
+
+CHECKS: list[tuple[str, Callable[[Run], list[str]]]] = [
+    ("templates open with every node visible, none overlapping", check_templates_open_laid_out),
+    ("node search finds the node by the words people type", check_search_terms),
+    ("success: the bar moves through one image, the text reads done", check_success_moves_the_bar),
+    ("ComfyUI cache hit: nothing billed, the text stays true", check_comfyui_cache_hit),
+    ("pack cache hit: '1 cached', 0 credits this run", check_pack_cache_hit),
+    ("API down: failed, with the reason, the bar not full", check_api_down),
+    ("Cancel: 'cancelled', then the re-run resumes without paying", check_cancel_then_resume),
+    ("no credits: failed, saying so, the bar empty", check_not_enough_credits),
+    ("no API key: 'error' and how to set the key (restarts ComfyUI)", check_missing_key),
+]
+
+
+def load_templates(comfy: ComfyUI) -> dict[str, dict[str, Any]]:
+    names = get_json(f"{comfy.url}/api/workflow_templates").get(PACK_FOLDER, [])
+    return {
+        name: get_json(f"{comfy.url}/api/workflow_templates/{PACK_FOLDER}/{urllib.parse.quote(name)}.json")
+        for name in sorted(names)
+    }
+
+
+def choose_main_template(templates: dict[str, dict[str, Any]]) -> str:
+    """One portrait through one Face Beauty Pro node, preferably with the report shown."""
+
+    def score(item: tuple[str, dict[str, Any]]) -> tuple[int, int, str]:
+        types = [node["type"] for node in item[1]["nodes"]]
+        return (types.count("FaceBeautyPro") != 1, "PreviewAny" not in types, item[0])
+
+    return min(templates.items(), key=score)[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--comfyui", type=Path, required=True, help="a ComfyUI source tree (0.3.64)")
+    parser.add_argument("--python", required=True, help="the Python of ComfyUI's environment")
+    parser.add_argument("--pack", type=Path, default=REPO, help="the pack to test (default: this checkout)")
+    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--shots", type=Path, default=REPO / "tests" / "e2e" / "out")
+    parser.add_argument("--label", default="after", help="prefix of the screenshot names")
+    parser.add_argument(
+        "--only", nargs="*", default=None, help="run only checks whose title contains these words"
+    )
+    args = parser.parse_args(argv)
+    args.shots.mkdir(parents=True, exist_ok=True)
+
+    work = Path(tempfile.mkdtemp(prefix="face-beauty-e2e-"))
+    emulator = Emulator(args.python, args.pack, work)
+    comfy = ComfyUI(args.python, args.comfyui, args.pack, work, emulator.base_url)
+    passed = failed = 0
+    try:
+        emulator.start()
+        comfy.prepare()
+        comfy.start()
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=args.chromium, args=CHROMIUM_ARGS, headless=True
+            )
+            page = browser.new_page(viewport=VIEWPORT)
+            open_app(page, comfy.url)
+            run = Run(page, comfy, emulator, args.shots, args.label)
+            run.templates = load_templates(comfy)
+            run.main_template = choose_main_template(run.templates)
+            print(f"ComfyUI {comfy.url} (logs in {work}); templates: {list(run.templates)}")
+            for title, check in CHECKS:
+                if args.only and not any(word in title for word in args.only):
+                    continue
+                started = time.monotonic()
+                try:
+                    problems = check(run)
+                except Exception as error:  # a broken step is a failed check, the others still run
+                    problems = [f"{type(error).__name__}: {error}"]
+                    traceback.print_exc()
+                    run.shot("error-" + title.split(":")[0].replace(" ", "_"))
+                seconds = time.monotonic() - started
+                if problems:
+                    failed += 1
+                    print(f"FAIL {title} ({seconds:.0f} s)")
+                    for problem in problems:
+                        print(f"     {problem}")
+                else:
+                    passed += 1
+                    print(f"ok   {title} ({seconds:.0f} s)")
+            browser.close()
+    finally:
+        comfy.stop()
+        emulator.stop()
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
