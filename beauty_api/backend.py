@@ -34,7 +34,6 @@ from .errors import (
 from .fingerprint import request_fingerprint
 from .journal import new_owner
 from .params import BeautyParams
-from .poll_schedule import TaskTimer, expect
 from .progress_events import (
     Progress,
     ProgressCallback,
@@ -46,7 +45,7 @@ from .progress_events import (
 from .result_cache import NullCache, ResultCache
 from .retry_policy import RetryEvent
 from .storage_paths import open_journal, open_result_cache, open_task_timings, state_dir
-from .task_timings import TaskTimings
+from .task_timings import TaskPolling, TaskTimings
 
 if TYPE_CHECKING:
     import numpy as np
@@ -291,19 +290,15 @@ class ApiBackend:
         return self._wait(task_id, deadline, run)
 
     def _wait(self, task_id: str, deadline: Deadline, run: _Run, *, submitted_at: float | None = None) -> str:
-        """Poll until done. For a task submitted just now (`submitted_at`), look when tasks of this
-        API have recently been finishing, and learn from when this one did."""
-        base_url = self.client.base_url
-        expectation = expect(self.timings.recent(base_url)) if submitted_at is not None else None
-        expected = expectation.seconds if expectation is not None else None
-        timer = TaskTimer()
-        since = submitted_at if submitted_at is not None else self.clock.monotonic()
+        """Poll until done; a task submitted just now is looked at around when this API's tasks
+        have been finishing, and teaches when this one did (task_timings.TaskPolling)."""
+        polling = TaskPolling(self.timings, self.client.base_url, self.clock, submitted_at)
         if submitted_at is not None:
-            run.emit("queued", task_id, expected=expected)  # the task id is known from here on
+            run.emit("queued", task_id, expected=polling.expected)  # the task id is known from here on
 
         def on_state(state: TaskState) -> None:
-            timer.saw(state.done, self.clock.monotonic() - since)
-            run.emit(_STAGE_BY_STATUS.get(state.status, "processing"), task_id, expected=expected)
+            polling.saw(state.done)
+            run.emit(_STAGE_BY_STATUS.get(state.status, "processing"), task_id, expected=polling.expected)
 
         url = self.client.wait(
             task_id,
@@ -311,11 +306,10 @@ class ApiBackend:
             on_state=on_state,
             check_cancel=run.check_cancel,
             on_retry=run.on_retry,
-            schedule=self.client.poll_times(expectation),
-            since=since,
+            schedule=self.client.poll_times(polling.expectation),
+            since=polling.since,
         )
-        if submitted_at is not None and timer.observation is not None:
-            self.timings.record(base_url, timer.observation)
+        polling.finished()
         return url
 
     def _download(self, fingerprint: str, url: str, run: _Run, task_id: str) -> bytes:

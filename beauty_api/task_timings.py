@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .poll_schedule import Observation
+from .clock import Clock
+from .poll_schedule import Expectation, Observation, TaskTimer, expect
 from .private_store import PrivateSqlite
 
 KEEP = 20
@@ -98,3 +99,34 @@ class TaskTimings:
                 )
 
         self._db.run(write, fallback=None, what="record a task timing")
+
+
+class TaskPolling:
+    """One task's polling as the backend runs it: when to look, and what the task teaches.
+
+    For a task submitted just now (`submitted_at`, the clock's time the submit returned) the
+    expectation comes from this address's recent tasks and, once the task is seen done, its
+    timing is recorded. A resumed task (no `submitted_at`) is polled on the prior and teaches
+    nothing: when it started is not known.
+    """
+
+    def __init__(self, timings: TaskTimings, base_url: str, clock: Clock, submitted_at: float | None) -> None:
+        self.timings = timings
+        self.base_url = base_url
+        self.clock = clock
+        self.learning = submitted_at is not None
+        self.since = submitted_at if submitted_at is not None else clock.monotonic()
+        self.expectation: Expectation | None = expect(timings.recent(base_url)) if self.learning else None
+        self.timer = TaskTimer()
+
+    @property
+    def expected(self) -> float | None:
+        """Seconds after the submit the task should be done (for progress displays), if known."""
+        return None if self.expectation is None else self.expectation.seconds
+
+    def saw(self, done: bool) -> None:
+        self.timer.saw(done, self.clock.monotonic() - self.since)
+
+    def finished(self) -> None:
+        if self.learning and self.timer.observation is not None:
+            self.timings.record(self.base_url, self.timer.observation)
