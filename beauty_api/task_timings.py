@@ -24,21 +24,21 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def normalise_base_url(base_url: str) -> str:
-    """One spelling per API address: lower-case scheme and host, no default port, no trailing slash.
+    """One spelling per API address: `scheme://host:port/prefix`, lower-case, explicit port, no trailing slash.
 
-    Local stand-in for the shared normaliser (config.normalise_base_url, issue 7): replace on merge.
+    Local stand-in for the shared normaliser of issue 7 (`config.normalise_base_url` on branch
+    `review`, same output): on merge, import that one and delete this.
     """
     parts = urlsplit(base_url.strip())
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"
+    host = f"[{host}]" if ":" in host else host
     try:
         port = parts.port
     except ValueError:
         port = None
-    netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
-    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+    port = port if port is not None else _DEFAULT_PORTS.get(scheme, 0)
+    return f"{scheme}://{host}:{port}{parts.path.rstrip('/')}"
 
 
 def _setup(conn: sqlite3.Connection) -> None:

@@ -147,9 +147,10 @@ def test_an_unusable_timings_file_degrades_to_memory(tmp_path):
 
 
 def test_base_url_normalisation():
-    assert normalise_base_url("HTTPS://Api.Example:443/") == "https://api.example"
+    assert normalise_base_url("HTTPS://Api.Example/") == "https://api.example:443"
+    assert normalise_base_url("https://api.example:443") == "https://api.example:443"
     assert normalise_base_url("http://127.0.0.1:8765/prefix/") == "http://127.0.0.1:8765/prefix"
-    assert normalise_base_url("http://[::1]:80") == "http://[::1]"
+    assert normalise_base_url("http://[::1]") == "http://[::1]:80"
 
 
 # -- the real pipeline against the emulator, in fake time ----------------------------------------
