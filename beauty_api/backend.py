@@ -248,15 +248,23 @@ class ApiBackend:
                 journal.forget(fingerprint)
 
         run.emit("submitting")
+        # The API's clock starts once the upload is in, not when its answer reaches us (a busy
+        # server or client can take a while with that): the schedule counts from the attempt sent.
+        sent_at = [self.clock.monotonic()]
+
+        def on_submit_retry(event: RetryEvent) -> None:
+            run.on_retry(event)
+            sent_at[0] = self.clock.monotonic() + event.delay
+
         try:
             receipt = self.client.submit(
-                upload, params, deadline=deadline, check_cancel=run.check_cancel, on_retry=run.on_retry
+                upload, params, deadline=deadline, check_cancel=run.check_cancel, on_retry=on_submit_retry
             )
         except BaseException:
             if self.journal is not None:
                 self.journal.release(fingerprint, self.owner)
             raise
-        submitted_at = self.clock.monotonic()
+        submitted_at = sent_at[0]
         if self.journal is not None:
             self.journal.record_submitted(fingerprint, receipt.task_id, request_id=receipt.request_id)
         try:

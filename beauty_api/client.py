@@ -307,8 +307,8 @@ class FaceBeautyClient:
     ) -> str:
         """Poll until the task is done and return its result URL.
 
-        Looks at the times of `schedule` (seconds after `since`, the clock's time the submit
-        returned; default now), `poll_times()` by default; a time already past is skipped. The
+        Looks at the times of `schedule` (seconds after `since`, the clock's time the submit was
+        sent; default now), `poll_times()` by default; a time already past is skipped. The
         last sleep is clipped so a final query still fits before the deadline; then
         DeadlineExceeded (the task may still finish: a re-run resumes it through the journal).
         """

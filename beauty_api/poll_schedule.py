@@ -7,8 +7,8 @@ finely around that moment, and backs off after it, up to the vendor's documented
 anything is known it looks at a fixed fraction of the time elapsed (lateness stays a fraction
 of the task's own length, whatever it is).
 
-Everything here is a pure function of its arguments: times are seconds after the submit
-returned, and `FaceBeautyClient.wait` turns them into sleeps (clipped to the deadline: a slow
+Everything here is a pure function of its arguments: times are seconds after the submit was
+sent (the API's clock starts once the upload is in), and `FaceBeautyClient.wait` turns them into sleeps (clipped to the deadline: a slow
 or failed task keeps being polled, at most `max_interval` apart, until then).
 """
 
@@ -34,7 +34,7 @@ RECENT = 3  # the expectation follows the last few tasks: one outlier does not m
 
 @dataclass(frozen=True)
 class Observation:
-    """What one finished task told us, in seconds after its submit returned.
+    """What one finished task told us, in seconds after its submit was sent.
 
     It was last seen running at `before` (0 when the first look already found it done) and
     first seen done at `after`, so it finished somewhere in between.
@@ -50,7 +50,7 @@ class Observation:
 
 @dataclass(frozen=True)
 class Expectation:
-    """When the next task should be done (`seconds` after its submit returned), give or take `spread`."""
+    """When the next task should be done (`seconds` after its submit was sent), give or take `spread`."""
 
     seconds: float
     spread: float

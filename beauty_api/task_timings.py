@@ -104,7 +104,7 @@ class TaskTimings:
 class TaskPolling:
     """One task's polling as the backend runs it: when to look, and what the task teaches.
 
-    For a task submitted just now (`submitted_at`, the clock's time the submit returned) the
+    For a task submitted just now (`submitted_at`, the clock's time its submit was sent) the
     expectation comes from this address's recent tasks and, once the task is seen done, its
     timing is recorded. A resumed task (no `submitted_at`) is polled on the prior and teaches
     nothing: when it started is not known.

@@ -230,3 +230,29 @@ def test_a_task_that_never_finishes_is_polled_until_its_deadline(make_emulator, 
     assert looks[-1] >= 55.0 and max(gaps) <= MAX_INTERVAL + 1e-9
     assert len(looks) == emulator.stats.queries <= 25
     assert len(timings.recent(emulator.base_url)) == 3  # an unfinished task teaches nothing
+
+
+def test_a_slow_submit_answer_does_not_make_the_task_seen_late(make_emulator, sample_rgb):
+    """The API's clock starts when the upload is in; a submit answer that takes long to arrive
+    (a busy server rendering a wave of uploads, a busy client) must not push the looks back."""
+    clock = FakeClock(start=0.0)
+    emulator = make_emulator(processing_seconds=2.0, time_source=clock.monotonic)
+
+    class SlowAnswerClient(FaceBeautyClient):
+        answer_delay = 0.0
+
+        def submit(self, *args, **kwargs):
+            receipt = super().submit(*args, **kwargs)
+            clock.advance(self.answer_delay)  # the answer arrives this much after the upload was in
+            return receipt
+
+    timings = TaskTimings()
+    client = SlowAnswerClient(emulator.api_key, emulator.base_url, settings=ClientSettings(), clock=clock)
+    backend = ApiBackend(client, clock=clock, timings=timings)
+    sources = variants(sample_rgb, 5)
+    for source in sources[:4]:
+        one_task(backend, emulator, source)
+    client.answer_delay = 1.5
+    queries, wait_after_answer, _ = one_task(backend, emulator, sources[4])
+    assert wait_after_answer <= 0.5 + 0.2 + 1e-6  # done 0.5 s after the answer, seen within 0.2 s
+    assert queries <= 3
