@@ -45,7 +45,8 @@ from .progress_events import (
 from .result_cache import NullCache, ResultCache
 from .resume import STAGE_BY_STATUS, TaskGone, resume_recorded
 from .retry_policy import RetryEvent
-from .storage_paths import open_journal, open_result_cache, state_dir
+from .storage_paths import open_journal, open_result_cache, open_task_timings, state_dir
+from .task_timings import TaskPolling, TaskTimings
 
 if TYPE_CHECKING:
     import numpy as np
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from .client import ClientSettings, FaceBeautyClient
     from .concurrency import AdaptiveLimiter
     from .journal import Claim, TaskJournal
+    from .protocol import TaskState
 
 log = logging.getLogger(__name__)
 
@@ -113,12 +115,15 @@ class ApiBackend:
         journal: TaskJournal | None = None,
         cache: ResultCache | NullCache | None = None,
         clock: Clock | None = None,
+        timings: TaskTimings | None = None,
     ) -> None:
         self.client = client
         self.journal = journal
         self.cache = cache if cache is not None else NullCache()
         self.clock = clock or client.clock
         self.owner = new_owner()
+        # How long this API's tasks take, so polling looks when the result is due (memory-only by default).
+        self.timings = timings if timings is not None else TaskTimings()
 
     def close(self) -> None:
         """Close the client's HTTP connections; `with ApiBackend.from_environment() as backend:` does it."""
@@ -150,6 +155,7 @@ class ApiBackend:
             client,
             journal=open_journal(directory),
             cache=open_result_cache(directory, enabled=use_cache),
+            timings=open_task_timings(directory),
         )
 
     # -- the pipeline -------------------------------------------------------------------------
@@ -174,7 +180,13 @@ class ApiBackend:
         run = _Run(self, index, started, on_progress, check_cancel, limiter)
         raise_if_cancelled(check_cancel)  # a batch cancelled before this image began encodes nothing
         run.emit("encoding")
+        # Image work holds one of the batch's few permits (local_work.py): from here to the upload
+        # (the limiter's slot gives it back), and from the result's decoding on (the batch gives it
+        # back once the result is written), so few images are ever decoded at once.
+        run.hold_local_work()
         upload = encode_for_upload(source)
+        shape = _Shape(source.size, source.alpha)
+        del source  # from here on only the upload bytes: an image waiting for the API holds no pixels
         if upload.resized:
             notice = ResizeNotice(upload.source_size, upload.size, not options.keep_returned_size)
             run.send(Progress(index, "resized", None, run.elapsed(), resize=notice))
@@ -188,7 +200,7 @@ class ApiBackend:
             cached = self.cache.get(fingerprint)
             if cached is not None:
                 try:
-                    image = self._finish(cached.data, source, options)
+                    image = self._finish(cached.data, shape, options)
                 except ImageError:
                     log.warning("A cached result did not decode; fetching it again.")
                 else:
@@ -205,7 +217,8 @@ class ApiBackend:
                     check_cancel=check_cancel,
                     on_retry=run.on_retry,
                 )
-            image = self._keep(fingerprint, data, source, options, task_id=None)
+            run.hold_local_work()
+            image = self._keep(fingerprint, data, shape, options, task_id=None)
             run.emit("done")
             return run.outcome(image, "new", None, CREDITS_PER_IMAGE)
 
@@ -213,7 +226,8 @@ class ApiBackend:
             data, origin, task_id = self._async_result(
                 fingerprint, upload, params, self.client.new_deadline(), run
             )
-        image = self._keep(fingerprint, data, source, options, task_id=task_id)
+        run.hold_local_work()
+        image = self._keep(fingerprint, data, shape, options, task_id=task_id)
         if self.journal is not None:
             self.journal.record_done(fingerprint)
         run.emit("done", task_id)
@@ -243,23 +257,31 @@ class ApiBackend:
             return data, "resumed", task_id
 
         run.emit("submitting")
+        # The API's clock starts once the upload is in, not when its answer reaches us (a busy
+        # server or client can take a while with that): the schedule counts from the attempt sent.
+        sent_at = [self.clock.monotonic()]
+
+        def on_submit_retry(event: RetryEvent) -> None:
+            run.on_retry(event)
+            sent_at[0] = self.clock.monotonic() + event.delay
+
         try:
             receipt = self.client.submit(
                 upload,
                 params,
                 deadline=deadline,
                 check_cancel=self._keeping_claim_alive(fingerprint, run.check_cancel),
-                on_retry=run.on_retry,
+                on_retry=on_submit_retry,
             )
         except BaseException:
             if self.journal is not None:
                 self.journal.release(fingerprint, self.owner)
             raise
+        submitted_at = sent_at[0]
         if self.journal is not None:
             self.journal.record_submitted(fingerprint, receipt.task_id, request_id=receipt.request_id)
-        run.emit("queued", receipt.task_id)  # the task id is known from here on
         try:
-            url = self._wait(receipt.task_id, deadline, run)
+            url = self._wait(receipt.task_id, deadline, run, submitted_at=submitted_at)
         except TaskFailedError:
             if self.journal is not None:
                 self.journal.forget(fingerprint, task_id=receipt.task_id)
@@ -300,14 +322,28 @@ class ApiBackend:
             check_cancel=run.check_cancel,
         )
 
-    def _wait(self, task_id: str, deadline: Deadline, run: _Run) -> str:
-        return self.client.wait(
+    def _wait(self, task_id: str, deadline: Deadline, run: _Run, *, submitted_at: float | None = None) -> str:
+        """Poll until done; a task submitted just now is looked at around when this API's tasks
+        have been finishing, and teaches when this one did (task_timings.TaskPolling)."""
+        polling = TaskPolling(self.timings, self.client.base_url, self.clock, submitted_at)
+        if submitted_at is not None:
+            run.emit("queued", task_id, expected=polling.expected)  # the task id is known from here on
+
+        def on_state(state: TaskState) -> None:
+            polling.saw(state.done)
+            run.emit(STAGE_BY_STATUS.get(state.status, "processing"), task_id, expected=polling.expected)
+
+        url = self.client.wait(
             task_id,
             deadline=deadline,
-            on_state=lambda state: run.emit(STAGE_BY_STATUS.get(state.status, "processing"), task_id),
+            on_state=on_state,
             check_cancel=run.check_cancel,
             on_retry=run.on_retry,
+            schedule=self.client.poll_times(polling.expectation),
+            since=polling.since,
         )
+        polling.finished()
+        return url
 
     def _download(self, fingerprint: str, url: str, run: _Run, task_id: str) -> bytes:
         if self.journal is not None:
@@ -322,27 +358,35 @@ class ApiBackend:
         self,
         fingerprint: str,
         data: bytes,
-        source: SourceImage,
+        shape: _Shape,
         options: RetouchOptions,
         *,
         task_id: str | None,
     ) -> np.ndarray:
         """Decode a paid result, then store it (a result that does not decode is not worth keeping)."""
-        image = self._finish(data, source, options)
+        image = self._finish(data, shape, options)
         if options.use_cache:
             self.cache.put(
                 fingerprint,
                 data,
-                {"task_id": task_id, "source_size": list(source.size), "mode": options.mode},
+                {"task_id": task_id, "source_size": list(shape.size), "mode": options.mode},
             )
         return image
 
     @staticmethod
-    def _finish(data: bytes, source: SourceImage, options: RetouchOptions) -> np.ndarray:
+    def _finish(data: bytes, shape: _Shape, options: RetouchOptions) -> np.ndarray:
         rgb = decode_image(data)
         if not options.keep_returned_size:
-            rgb = fit_to_size(rgb, source.size)
-        return attach_alpha(rgb, source.alpha)
+            rgb = fit_to_size(rgb, shape.size)
+        return attach_alpha(rgb, shape.alpha)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What a result needs of its input once the upload is encoded: the size and the alpha channel."""
+
+    size: tuple[int, int]
+    alpha: np.ndarray | None
 
 
 class _Run:
@@ -367,12 +411,18 @@ class _Run:
     def elapsed(self) -> float:
         return self.backend.clock.monotonic() - self.started
 
-    def emit(self, stage: str, task_id: str | None = None) -> None:
-        self.send(Progress(self.index, stage, task_id, self.elapsed()))
+    def emit(self, stage: str, task_id: str | None = None, *, expected: float | None = None) -> None:
+        self.send(Progress(self.index, stage, task_id, self.elapsed(), expected=expected))
 
     def send(self, progress: Progress) -> None:
         if self.on_progress is not None:
             self.on_progress(progress)
+
+    def hold_local_work(self) -> None:
+        """Hold one of the batch's permits for image work, if the batch has a gate (see `retouch`)."""
+        gate = None if self.limiter is None else self.limiter.local_work
+        if gate is not None:
+            gate.hold(self.check_cancel)
 
     def in_flight(self) -> AbstractContextManager[None]:
         """Hold one of the limiter's slots (waiting, cancellably, for one to free up)."""

@@ -12,7 +12,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+import numpy as np
 
 from .backend import (
     DEFAULT_OPTIONS,
@@ -24,20 +26,22 @@ from .backend import (
 )
 from .clock import CancelCheck, check_cancel
 from .codec import SourceImage
-from .concurrency import AdaptiveLimiter, LimiterClosed
-from .errors import (
-    BatchFailed,
-    BeautyError,
-    InvalidParameterError,
-    NotSent,
-    RetouchCancelled,
-    is_account_error,
+from .concurrency import (
+    DEFAULT_CONCURRENCY,
+    MAX_CONCURRENCY,
+    AdaptiveLimiter,
+    LimiterClosed,
+    check_concurrency,
 )
+from .errors import BatchFailed, BeautyError, NotSent, RetouchCancelled, is_account_error
+from .local_work import LocalWorkGate, default_permits
 from .params import BeautyParams
 
-DEFAULT_CONCURRENCY = 3
-MAX_CONCURRENCY = 16
+__all__ = ["DEFAULT_CONCURRENCY", "MAX_CONCURRENCY", "BatchResult", "ItemFailure", "retouch_batch"]
 ORIGINS = ("new", "cached", "resumed", "local")  # "local": the offline engine (beauty_api.local)
+# The image of an outcome handed to `on_item_done` and then let go (`keep_images=False`).
+RELEASED_IMAGE = np.empty((0, 0, 3), dtype=np.uint8)
+RELEASED_IMAGE.setflags(write=False)
 
 
 @dataclass(frozen=True)
@@ -144,19 +148,6 @@ class _CancelGate:
             self.event.set()
 
 
-def check_concurrency(concurrency: object) -> int:
-    """The one range check of the concurrency setting (batch, CLI --concurrency, Options node)."""
-    if (
-        isinstance(concurrency, bool)
-        or not isinstance(concurrency, int)
-        or not 1 <= concurrency <= MAX_CONCURRENCY
-    ):
-        raise InvalidParameterError(
-            f"concurrency: {concurrency!r} is out of range; allowed 1..{MAX_CONCURRENCY} images in flight."
-        )
-    return concurrency
-
-
 def retouch_batch(
     backend: RetouchBackend,
     sources: Sequence[SourceImage],
@@ -167,6 +158,7 @@ def retouch_batch(
     on_progress: ProgressCallback | None = None,
     on_item_done: Callable[[int, RetouchOutcome | None], None] | None = None,
     check_cancel: CancelCheck | None = None,
+    keep_images: bool = True,
 ) -> BatchResult:
     """Retouch `sources` with at most `concurrency` tasks in flight, lowered on rate limits.
 
@@ -175,8 +167,14 @@ def retouch_batch(
     escape (bad key, no credits, locked account) stops the batch at once: no image starts a
     request after it, and those not sent fail with NotSent (stage "not_sent"). A cancel, or an
     unexpected error, stops the whole batch and is re-raised unchanged.
+
+    Memory stays flat however long the batch: `sources[i]` is read only when image i's turn
+    comes (pass a lazy Sequence, e.g. `codec.LazySources`, and nothing is decoded early), a few
+    images at a time are decoded/encoded/written (local_work.py), and with `keep_images=False`
+    each result goes to `on_item_done` and is then let go (its outcome keeps `RELEASED_IMAGE`).
     """
-    limiter = AdaptiveLimiter(check_concurrency(concurrency), close_on=is_account_error)
+    work = LocalWorkGate(default_permits(check_concurrency(concurrency)))
+    limiter = AdaptiveLimiter(concurrency, close_on=is_account_error, local_work=work)
     gate = _CancelGate(check_cancel)
     result = BatchResult(outcomes=[None] * len(sources))
     record_lock = threading.Lock()
@@ -199,8 +197,15 @@ def retouch_batch(
             not_sent(index, stopped_by)
             return
         try:
+            _run_one(index)
+        finally:
+            work.release()  # whatever permit this thread still holds (see local_work.py)
+
+    def _run_one(index: int) -> None:
+        try:
+            work.hold(gate)  # loading this image's pixels is local work, until its upload is encoded
             outcome = backend.retouch(
-                sources[index],
+                sources[index],  # not kept here: the backend lets go of the pixels once encoded
                 params,
                 options=options,
                 index=index,
@@ -227,7 +232,13 @@ def retouch_batch(
             return
         with record_lock:
             result.outcomes[index] = outcome
-        _notify(on_progress, on_item_done, index, outcome)
+        # Writing or copying the result is local work too: this continues the permit the backend
+        # took to decode it, so a decoded result never waits for a permit.
+        with work.working():
+            _notify(on_progress, on_item_done, index, outcome)
+        if not keep_images:
+            with record_lock:
+                result.outcomes[index] = replace(outcome, image=RELEASED_IMAGE)
 
     if sources:
         # Twice as many threads as slots: the spare ones encode the next images (and decode finished

@@ -8,7 +8,7 @@ Construction resolves the key and address, so a missing key fails before any req
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -25,6 +25,7 @@ from .errors import (
     TaskFailedError,
 )
 from .params import BeautyParams
+from .poll_schedule import Expectation, fixed_times, query_times
 from .protocol import (
     TaskState,
     check_query_answer,
@@ -35,28 +36,16 @@ from .protocol import (
     sync_result_text,
 )
 from .retry_policy import MIN_ATTEMPT_SECONDS, RetryHook, RetrySettings
+from .timeouts import DEFAULT_TIMEOUT
 from .transport import Transport
 
 if TYPE_CHECKING:
     from .config import ApiKey
 
 MODES = ("async", "sync")
-# The overall limit of one retouch (submit, polls, download), and the range a user may choose for it
-# (the Options node's widget and the CLI's --timeout): the one default and the one range check.
-DEFAULT_TIMEOUT = 300.0
-TIMEOUT_MIN, TIMEOUT_MAX = 10.0, 3600.0
 # Query errors that are about the account or the load, not about the task: the task may be fine,
 # so they are not turned into TaskFailedError (which makes the pipeline forget the paid task).
 _NOT_ABOUT_THE_TASK = frozenset({"auth", "credits", "rate_limit"})
-
-
-def check_timeout(seconds: object) -> float:
-    """A user's choice of timeout, in TIMEOUT_MIN..TIMEOUT_MAX seconds; InvalidParameterError otherwise."""
-    if not _positive(seconds) or not TIMEOUT_MIN <= float(seconds) <= TIMEOUT_MAX:  # type: ignore[arg-type]
-        raise InvalidParameterError(
-            f"timeout: {seconds!r} is out of range; allowed {TIMEOUT_MIN:g}..{TIMEOUT_MAX:g} seconds."
-        )
-    return float(seconds)  # type: ignore[arg-type]
 
 
 class Upload(Protocol):
@@ -88,14 +77,16 @@ def _positive(value: object) -> bool:
 class ClientSettings:
     """Timeouts and polling. `timeout` is the overall deadline of one retouch (submit, polls, download).
 
-    Polling starts at `poll_initial` (a small image is often done within a second or two) and
-    grows by `poll_factor` up to `poll_max`, the vendor's recommended 5 s interval.
+    Polling: by default (`poll_initial=None`) the task is looked at around the moment it is
+    expected to finish (poll_schedule.py, learned from earlier tasks). A `poll_initial` asks for
+    the plain schedule instead: first look after `poll_initial`, each wait `poll_factor` times
+    longer. Either way no two looks are more than `poll_max` apart (the vendor's documented 5 s).
     """
 
     timeout: float = DEFAULT_TIMEOUT
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
-    poll_initial: float = 1.0
+    poll_initial: float | None = None
     poll_max: float = 5.0
     poll_factor: float = 1.5
     max_download_bytes: int = 64 * 1024**2
@@ -106,8 +97,11 @@ class ClientSettings:
             f"{name} must be a positive number of seconds, got {getattr(self, name)!r}"
             for name in ("timeout", "connect_timeout", "read_timeout", "poll_initial", "poll_max")
             if not _positive(getattr(self, name))
+            and not (name == "poll_initial" and self.poll_initial is None)
         ]
-        if _positive(self.poll_initial) and _positive(self.poll_max) and self.poll_initial > self.poll_max:
+        if (
+            _positive(self.poll_initial) and _positive(self.poll_max) and self.poll_initial > self.poll_max  # type: ignore[operator]
+        ):
             problems.append(f"poll_initial ({self.poll_initial}) must not exceed poll_max ({self.poll_max})")
         if not _positive(self.poll_factor) or self.poll_factor < 1:
             problems.append(f"poll_factor must be a number >= 1, got {self.poll_factor!r}")
@@ -306,6 +300,13 @@ class FaceBeautyClient:
             raise _as_task_failure(task_id, error) from error
         return parse_task_state(body, task_id=task_id)
 
+    def poll_times(self, expectation: Expectation | None = None) -> Iterator[float]:
+        """When `wait` looks (seconds after `since`): around `expectation`, or the plain schedule if set."""
+        settings = self.settings
+        if settings.poll_initial is not None:
+            return fixed_times(settings.poll_initial, settings.poll_factor, settings.poll_max)
+        return query_times(expectation, max_interval=settings.poll_max)
+
     def wait(
         self,
         task_id: str,
@@ -314,28 +315,34 @@ class FaceBeautyClient:
         on_state: Callable[[TaskState], None] | None = None,
         check_cancel: CancelCheck | None = None,
         on_retry: RetryHook | None = None,
+        schedule: Iterable[float] | None = None,
+        since: float | None = None,
     ) -> str:
         """Poll until the task is done and return its result URL.
 
-        Sleeps `poll_initial`, then `poll_factor` times longer each round up to `poll_max`. The
+        Looks at the times of `schedule` (seconds after `since`, the clock's time the submit was
+        sent; default now), `poll_times()` by default; a time already past is skipped. The
         last sleep is clipped so a final query still fits before the deadline; then
         DeadlineExceeded (the task may still finish: a re-run resumes it through the journal).
         """
         task_id = _check_task_id(task_id)
         deadline = deadline if deadline is not None else self.new_deadline()
-        interval = self.settings.poll_initial
+        since = self.clock.monotonic() if since is None else since
+        times = iter(schedule if schedule is not None else self.poll_times())
         state: TaskState | None = None
         while True:
             budget = deadline.remaining() - MIN_ATTEMPT_SECONDS
             if budget <= 0:
                 raise _still_running(task_id, deadline, state)
-            sleep_interruptibly(self.clock, min(interval, budget), check_cancel)
+            elapsed = self.clock.monotonic() - since
+            moment = next((t for t in times if t >= elapsed), None)  # times already past: skipped
+            delay = self.settings.poll_max if moment is None else moment - elapsed
+            sleep_interruptibly(self.clock, min(delay, budget), check_cancel)
             state = self.query(task_id, deadline=deadline, check_cancel=check_cancel, on_retry=on_retry)
             if on_state is not None:
                 on_state(state)
             if state.done and state.result_url:
                 return state.result_url
-            interval = min(interval * self.settings.poll_factor, self.settings.poll_max)
 
     # -- result -------------------------------------------------------------------------------
 

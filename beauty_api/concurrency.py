@@ -14,8 +14,26 @@ from contextlib import contextmanager
 from . import clock as _clock
 from .clock import CANCEL_CHECK_INTERVAL, DEFAULT_CLOCK, CancelCheck, Clock
 from .errors import InvalidParameterError
+from .local_work import LocalWorkGate
 
 DEFAULT_COOLDOWN = 1.0
+DEFAULT_CONCURRENCY = 3  # images in flight in a batch, unless the caller says otherwise
+MAX_CONCURRENCY = 16
+
+
+def check_concurrency(concurrency: object) -> int:
+    """The one range check of the concurrency setting (batch, CLI --concurrency, Options node)."""
+    if (
+        isinstance(concurrency, bool)
+        or not isinstance(concurrency, int)
+        or not 1 <= concurrency <= MAX_CONCURRENCY
+    ):
+        raise InvalidParameterError(
+            f"concurrency: {concurrency!r} is out of range; allowed 1..{MAX_CONCURRENCY} images in flight."
+        )
+    return concurrency
+
+
 _HISTORY_CAP = 1000
 
 
@@ -38,6 +56,7 @@ class AdaptiveLimiter:
         clock: Clock | None = None,
         cooldown: float = DEFAULT_COOLDOWN,
         close_on: Callable[[BaseException], bool] | None = None,
+        local_work: LocalWorkGate | None = None,
     ) -> None:
         if isinstance(maximum, bool) or not isinstance(maximum, int) or maximum < 1:
             raise InvalidParameterError(
@@ -61,6 +80,8 @@ class AdaptiveLimiter:
         self._close_on = close_on
         self._closed_by: BaseException | None = None
         self._history = [maximum]
+        # The batch's gate on image work (decode/encode/write), if any: see local_work.py.
+        self.local_work = local_work
 
     @property
     def maximum(self) -> int:
@@ -90,7 +111,10 @@ class AdaptiveLimiter:
         propagates, a truthy answer raises RetouchCancelled. Nothing is held when it raises.
         A body that fails with an error `close_on` accepts closes the limiter before its slot
         is freed, so no waiting task starts after it: they all get LimiterClosed.
+        A local-work permit of this thread is given back first: nobody waits for the API holding one.
         """
+        if self.local_work is not None:
+            self.local_work.release()
         while True:
             _clock.check_cancel(check_cancel)
             with self._cond:

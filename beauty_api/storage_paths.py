@@ -20,6 +20,7 @@ from .errors import ConfigurationError
 if TYPE_CHECKING:
     from .journal import TaskJournal
     from .result_cache import NullCache, ResultCache
+    from .task_timings import TaskTimings
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ CACHE_MAX_DAYS_ENV = "FACE_BEAUTY_CACHE_MAX_DAYS"
 APP_DIR_NAME = "face-beauty-pro"  # under the per-user cache directory
 COMFY_DIR_NAME = "face_beauty_pro"  # under ComfyUI's user directory
 JOURNAL_FILE = "journal.sqlite3"
+TIMINGS_FILE = "timings.sqlite3"
 CACHE_DIR = "cache"
 
 DEFAULT_CACHE_MAX_MB = 2048
@@ -90,6 +92,11 @@ def state_dir(
 def journal_path(state: Path) -> Path:
     """The task journal's SQLite file inside a state directory."""
     return Path(state) / JOURNAL_FILE
+
+
+def timings_path(state: Path) -> Path:
+    """The task-duration history's SQLite file (what the poll schedule learns from)."""
+    return Path(state) / TIMINGS_FILE
 
 
 def cache_dir(state: Path) -> Path:
@@ -203,3 +210,10 @@ def open_journal(state: Path) -> TaskJournal:
     from .journal import TaskJournal
 
     return TaskJournal(journal_path(state))
+
+
+def open_task_timings(state: Path) -> TaskTimings:
+    """The task-duration history under `state` (degrades to memory-only on disk trouble)."""
+    from .task_timings import TaskTimings
+
+    return TaskTimings(timings_path(state))

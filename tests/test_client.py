@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+import itertools
 import json
 import logging
 import random
@@ -381,11 +382,14 @@ def scripted_queries(rsps, clock, answers):
     return times
 
 
-def test_poll_schedule_grows_to_the_documented_interval(rsps, clock):
+PLAIN = {"poll_initial": 1.0, "poll_factor": 1.5}  # the plain schedule: 1 s, x1.5, up to 5 s
+
+
+def test_plain_poll_schedule_grows_to_the_documented_interval(rsps, clock):
     answers = [(200, state_body(0))] * 2 + [(200, state_body(1))] * 5 + [(200, state_body(2, SIGNED))]
     times = scripted_queries(rsps, clock, answers)
     states = []
-    url = make(clock).wait("t-1", on_state=states.append)
+    url = make(clock, **PLAIN).wait("t-1", on_state=states.append)
     assert url == SIGNED
     gaps = [round(b - a, 6) for a, b in zip([0.0, *times], times, strict=False)]
     assert gaps == [1.0, 1.5, 2.25, 3.375, 5.0, 5.0, 5.0, 5.0]
@@ -395,7 +399,7 @@ def test_poll_schedule_grows_to_the_documented_interval(rsps, clock):
 
 def test_stuck_task_ends_in_deadline_exceeded_within_the_timeout(rsps, clock):
     times = scripted_queries(rsps, clock, [(200, state_body(1))])
-    client = make(clock, timeout=12.0)
+    client = make(clock, timeout=12.0, **PLAIN)
     with pytest.raises(DeadlineExceeded) as info:
         client.wait("t-stuck")
     assert times == [1.0, 2.5, 4.75, 8.125, 11.0]  # the last sleep clipped so a query still fits
@@ -407,11 +411,21 @@ def test_stuck_task_ends_in_deadline_exceeded_within_the_timeout(rsps, clock):
 
 def test_wait_uses_the_given_deadline(rsps, clock):
     times = scripted_queries(rsps, clock, [(200, state_body(0))])
-    client = make(clock)
+    client = make(clock, **PLAIN)
     deadline = client.new_deadline(4.0)
     with pytest.raises(DeadlineExceeded):
         client.wait("t-x", deadline=deadline)
     assert times == [1.0, 2.5, 3.0]
+
+
+def test_default_schedule_looks_early_and_often_while_nothing_is_known(rsps, clock):
+    start = clock.monotonic()
+    times = scripted_queries(rsps, clock, [(200, state_body(1))] * 6 + [(200, state_body(2, SIGNED))])
+    assert make(clock).wait("t-1") == SIGNED
+    offsets = [round(t - start, 6) for t in times]
+    assert offsets[:4] == [0.5, 0.75, 1.0, 1.25]  # every quarter of the time elapsed, at least 0.25 s apart
+    gaps = [b - a for a, b in itertools.pairwise(offsets)]
+    assert all(gap <= 0.25 * at + 1e-9 or gap == 0.25 for gap, at in zip(gaps, offsets, strict=False))
 
 
 @pytest.mark.parametrize(

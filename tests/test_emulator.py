@@ -19,12 +19,14 @@ import pytest
 import requests
 from PIL import Image
 
+from beauty_api.client import ClientSettings, FaceBeautyClient
 from beauty_api.clock import FakeClock
+from beauty_api.codec import EncodedImage
 from beauty_api.emulator import Emulator, EmulatorStats, FaultPlan
 from beauty_api.emulator.__main__ import is_loopback
 from beauty_api.emulator.contract import CREDITS_PATH, QUERY_PATH, SLIDER_FIELDS, SUBMIT_PATH
 from beauty_api.emulator.effect import apply_effect, encode_result
-from beauty_api.params import FILTER_NAMES, SLIDER_NAMES
+from beauty_api.params import FILTER_NAMES, SLIDER_NAMES, BeautyParams
 
 KEY = "emulator-key"
 PUBLIC_FIELDS = {"request_id", "log_id", "error_code", "error_code_str", "error_msg", "error_detail"}
@@ -748,3 +750,24 @@ def test_cli_prints_its_url_and_serves_until_terminated() -> None:
 def test_non_loopback_hosts_are_recognised() -> None:
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.10")
+
+
+def test_task_timeline_tells_when_each_task_was_done_queried_and_fetched(
+    make_emulator, fake_clock: FakeClock, sample_png_bytes: bytes
+) -> None:
+    emu = make_emulator(processing_seconds=2, time_source=fake_clock.monotonic)
+    client = FaceBeautyClient(
+        emu.api_key,
+        emu.base_url,
+        settings=ClientSettings(poll_initial=0.5, poll_factor=1.0),
+        clock=fake_clock,
+    )
+    upload = EncodedImage(sample_png_bytes, "image/png", "image.png", (256, 256), (256, 256))
+    receipt = client.submit(upload, BeautyParams())
+    client.download(client.wait(receipt.task_id))
+
+    timeline = requests.get(emu.base_url + "/_emulator/tasks", timeout=5).json()
+    (task,) = timeline["tasks"]
+    assert task["task_id"] == receipt.task_id and task["queries"] == 4  # at 0.5, 1.0, 1.5 and 2.0 s
+    assert task["done_at"] - task["received_at"] == 2
+    assert task["download_started_at"] == task["download_sent_at"] == timeline["now"] == task["done_at"]

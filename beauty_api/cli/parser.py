@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .. import __version__
-from ..batch import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
-from ..client import DEFAULT_TIMEOUT
+from ..concurrency import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
 from ..local.landmarks_cli import add_parser as add_landmarks_parser
 from ..params import (
     NO_FILTER,
@@ -14,6 +13,7 @@ from ..params import (
     SLIDER_DESCRIPTIONS,
     SLIDER_NAMES,
 )
+from ..timeouts import DEFAULT_TIMEOUT
 from .cache import cmd_cache_clear, cmd_cache_info
 from .demo import cmd_demo
 from .filters import cmd_filters
@@ -122,8 +122,8 @@ def _add_retouch(commands: argparse._SubParsersAction, verbose: argparse.Argumen
         "--poll",
         default=None,
         metavar="SECONDS",
-        help="check each task every SECONDS (default: 1 s after submitting, backing off to the "
-        "documented 5 s); shorter only makes sense against the emulator or a local proxy",
+        help="check each task every SECONDS (default: around the moment it is expected to finish, "
+        "learned from earlier tasks, at most 5 s apart); mainly for tests against the emulator",
     )
     retouch.add_argument(
         "--concurrency",

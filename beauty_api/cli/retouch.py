@@ -10,13 +10,14 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING
 
-from ..client import ClientSettings
+from .heap import return_image_buffers_promptly
 from .output import EXIT_INTERRUPTED, EXIT_USAGE, err, stderr_is_terminal
 from .progress_report import BatchReporter, report_interrupt, report_result
 from .retouch_job import RetouchJob, validate_retouch
 
 if TYPE_CHECKING:
     from ..backend import RetouchBackend
+    from ..client import ClientSettings
 
 
 @contextmanager
@@ -57,8 +58,9 @@ def run_job(backend: RetouchBackend, job: RetouchJob, *, live: bool = False) -> 
                 options=job.options,
                 concurrency=job.concurrency,
                 on_progress=reporter.on_progress,
-                on_item_done=reporter.on_item_done,
+                on_item_done=reporter.on_item_done,  # writes each result as soon as it is done
                 check_cancel=cancel.is_set,
+                keep_images=False,  # ... and then lets it go: memory stays flat however many inputs
             )
     except RetouchCancelled:
         reporter.stop()
@@ -70,6 +72,8 @@ def run_job(backend: RetouchBackend, job: RetouchJob, *, live: bool = False) -> 
 
 
 def _client_settings(job: RetouchJob) -> ClientSettings:
+    from ..client import ClientSettings
+
     if job.poll is None:
         return ClientSettings(timeout=job.timeout)
     return ClientSettings(timeout=job.timeout, poll_initial=job.poll, poll_max=job.poll)
@@ -87,6 +91,7 @@ def cmd_retouch(args: argparse.Namespace) -> int:
         except OSError as error:
             err(f"error: -o: cannot create the folder {job.folder}: {error.strerror or error}")
             return EXIT_USAGE
+    return_image_buffers_promptly()  # peak memory: see heap.py
     backend = build_backend(args.backend, job, no_cache=args.no_cache)
     # An ApiBackend closes its HTTP connections when the batch is over.
     with backend if isinstance(backend, AbstractContextManager) else nullcontext(backend):

@@ -9,18 +9,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..backend import RetouchOptions
-from ..batch import MAX_CONCURRENCY, check_concurrency
-from ..client import DEFAULT_TIMEOUT, check_timeout
+from ..concurrency import MAX_CONCURRENCY, check_concurrency
 from ..errors import ConfigurationError, ImageError, InvalidParameterError
 from ..params import (
     SLIDER_NAMES,
     BeautyParams,
 )
+from ..timeouts import DEFAULT_TIMEOUT, check_timeout
 from .output import one_line
 from .output_paths import plan_outputs
 
 if TYPE_CHECKING:
+    from ..backend import RetouchOptions
     from ..codec import SourceImage
 
 
@@ -37,7 +37,7 @@ class RetouchJob:
 
     inputs: list[Path]
     outputs: list[Path]
-    sources: list[SourceImage]
+    sources: Sequence[SourceImage]  # each file decoded when its turn comes (codec.lazy_files)
     params: BeautyParams
     options: RetouchOptions
     timeout: float
@@ -107,11 +107,13 @@ def _parse_concurrency(text: str) -> tuple[int, str | None]:
         return 0, f"--concurrency: {text!r} is out of range; allowed 1..{MAX_CONCURRENCY} images in flight."
 
 
-def load_inputs(paths: Sequence[str]) -> tuple[list[Path], list[SourceImage], list[str]]:
-    """Read every input now, so a missing or broken file stops the run before anything is paid."""
-    from ..codec import MIN_SIDE, load_image_file
+def load_inputs(paths: Sequence[str]) -> tuple[list[Path], Sequence[SourceImage], list[str]]:
+    """Check every input's header now, so a missing, non-image or wrong-size file stops the run
+    before anything is paid; the pixels are decoded later, one image at a time, when its turn
+    comes (a file damaged past its header fails then, alone, before its own request)."""
+    from ..codec import MIN_SIDE, image_file_size, lazy_files
 
-    inputs, sources, problems = [], [], []
+    inputs, problems = [], []
     for number, text in enumerate(paths, start=1):
         path = Path(text)
         where = f"input {number} ({text})"
@@ -122,19 +124,17 @@ def load_inputs(paths: Sequence[str]) -> tuple[list[Path], list[SourceImage], li
             problems.append(f"{where}: is a folder; pass the image files (e.g. {text.rstrip('/')}/*.jpg).")
             continue
         try:
-            source = load_image_file(path)
+            width, height = image_file_size(path)
         except ImageError as error:
             problems.append(f"{where}: {one_line(error)}")
             continue
-        width, height = source.size
         if width < MIN_SIDE or height < MIN_SIDE:
             problems.append(
                 f"{where}: {width} x {height} px is too small; the API needs at least {MIN_SIDE} px on each side."
             )
             continue
         inputs.append(path)
-        sources.append(source)
-    return inputs, sources, problems
+    return inputs, lazy_files(inputs), problems
 
 
 def check_setup(use_cache: bool) -> list[str]:
@@ -168,6 +168,8 @@ def validate_retouch(args: argparse.Namespace) -> tuple[RetouchJob | None, list[
         problems += check_setup(use_cache=not args.no_cache)
     if problems or params is None:
         return None, problems
+    from ..backend import RetouchOptions
+
     options = RetouchOptions(
         mode="sync" if args.sync else "async",
         keep_returned_size=args.keep_size,

@@ -8,12 +8,13 @@ the emulator run without it. Where each step lives:
 - safe_open.py        opening encoded bytes: format sniffed first, size checked before decoding
 - upload_encoding.py  SourceImage -> EncodedImage (PNG if it fits, else JPEG, downscaled if needed)
 - png_writer.py       the PNG encoder and its sampled size estimate
+- lazy_sources.py     inputs converted one at a time, when their turn comes (flat memory in long batches)
 - results.py          result bytes -> RGB array, back to the source size, alpha, tensor, file
 
 This package's namespace is the public API: import from `beauty_api.codec`.
 """
 
-from .image_input import images_from_input, load_image_file
+from .image_input import image_file_size, images_from_input, load_image_file
 from .images import (
     JPEG_QUALITY,
     MAX_DECODE_PIXELS,
@@ -23,6 +24,7 @@ from .images import (
     EncodedImage,
     SourceImage,
 )
+from .lazy_sources import LazySources, lazy_batch, lazy_files
 from .results import attach_alpha, decode_image, fit_to_size, save_image, to_comfy_tensor
 from .upload_encoding import encode_for_upload
 
@@ -33,12 +35,16 @@ __all__ = [
     "MAX_UPLOAD_BYTES",
     "MIN_SIDE",
     "EncodedImage",
+    "LazySources",
     "SourceImage",
     "attach_alpha",
     "decode_image",
     "encode_for_upload",
     "fit_to_size",
+    "image_file_size",
     "images_from_input",
+    "lazy_batch",
+    "lazy_files",
     "load_image_file",
     "save_image",
     "to_comfy_tensor",

@@ -13,7 +13,7 @@ from PIL import ExifTags, Image, ImageOps
 
 from ..errors import ImageError
 from .images import SourceImage, is_tensor
-from .safe_open import with_opened
+from .safe_open import peek_size, with_opened
 
 if TYPE_CHECKING:
     import torch
@@ -60,6 +60,17 @@ def load_image_file(path: str | os.PathLike[str]) -> SourceImage:
         raise ImageError(f"cannot read image file {file_path}: {exc.strerror or exc}") from exc
     with handle:
         return with_opened(handle, str(file_path), _source_from_pil)
+
+
+def image_file_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """(width, height) of an image file from its header (nothing decoded): a cheap check before a batch."""
+    file_path = Path(path)
+    try:
+        handle = file_path.open("rb")
+    except OSError as exc:
+        raise ImageError(f"cannot read image file {file_path}: {exc.strerror or exc}") from exc
+    with handle:
+        return peek_size(handle, str(file_path))
 
 
 def _check_shape(shape: tuple[int, ...], what: str) -> None:

@@ -75,6 +75,25 @@ def with_opened(
         raise ImageError(f"{what} could not be decoded as {fmt} (damaged or truncated?): {exc}") from exc
 
 
+def peek_size(stream: BinaryIO, what: str) -> tuple[int, int]:
+    """(width, height) from the header alone (format sniffed first); nothing is decoded."""
+    head = stream.read(16)
+    stream.seek(0)
+    fmt = _sniff(head)
+    if fmt is None:
+        raise _not_an_image(head, what, False)
+    try:
+        with Image.open(stream, formats=[fmt]) as image:
+            _check_decode_size(image.size, what)
+            return image.size
+    except UnidentifiedImageError as exc:
+        raise _not_an_image(head, what, False) from exc
+    except ImageError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+        raise ImageError(f"{what} could not be read as {fmt} (damaged or truncated?): {exc}") from exc
+
+
 def _check_decode_size(size: tuple[int, int], what: str) -> None:
     width, height = size
     if width <= 0 or height <= 0:

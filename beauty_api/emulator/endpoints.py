@@ -45,6 +45,11 @@ class Task:
     url_base: str
     settled: bool = False
     url: str = ""
+    received_at: float = 0.0  # the upload was in (the task's clock starts here)
+    answered_at: float = 0.0  # the submit's answer was ready
+    queries: int = 0
+    download_started_at: float | None = None  # first request for its result file
+    download_sent_at: float | None = None  # ... and when that file had been sent
 
 
 @dataclass
@@ -52,6 +57,7 @@ class StoredResult:
     result: EncodedResult
     expires_at: float
     dead: bool = False
+    task: Task | None = None
 
 
 class EmulatorEndpoints:
@@ -171,6 +177,8 @@ class EmulatorEndpoints:
             failure=failure,
             shape=(failure.shape if failure and failure.shape else self.failure_shape),
             url_base=self.cdn_base_url,
+            received_at=now if received_at is None else received_at,
+            answered_at=now,
         )
         with self._lock:
             self._tasks[task.task_id] = task
@@ -200,7 +208,7 @@ class EmulatorEndpoints:
             self._stats.bump(tasks_failed=1)
             return
         token = secrets.token_urlsafe(24)
-        self._results[token] = StoredResult(task.result, task.expires_at)
+        self._results[token] = StoredResult(task.result, task.expires_at, task=task)
         task.url = f"{task.url_base}{RESULTS_PREFIX}{token}.{task.result.extension}"
         self._bill_locked()
         self._stats.bump(tasks_completed=1)
@@ -216,6 +224,7 @@ class EmulatorEndpoints:
             task = self._tasks.get(task_id)
             if task is None:
                 raise Refusal("ERROR_RESOURCE_NOT_FOUND", f"task {task_id} does not exist or has expired")
+            task.queries += 1
             if not task.settled:
                 return json_answer(200, self._status_body(0 if now < task.queued_until else 1, ""))
             if task.failure is None:
@@ -267,5 +276,39 @@ class EmulatorEndpoints:
             stored = self._results.get(token)
         if stored is None or stored.dead or now >= stored.expires_at or stored.result.extension != extension:
             return cdn_not_found()
+        if stored.task is not None and stored.task.download_started_at is None:
+            stored.task.download_started_at = now
         headers = {"Cache-Control": "max-age=86400", "ETag": f'"{token}"'}
         return Answer(200, stored.result.data, stored.result.mime_type, headers)
+
+    def note_download_sent(self, path: str) -> None:
+        """The CDN finished sending `path`: the first time is kept for the task's timeline."""
+        match = re.fullmatch(r"/results/([A-Za-z0-9_-]+)\.(png|jpg|webp)", path)
+        with self._lock:
+            stored = self._results.get(match.group(1)) if match else None
+            if stored is not None and stored.task is not None and stored.task.download_sent_at is None:
+                stored.task.download_sent_at = self.time_source()
+
+    def task_timeline(self) -> dict[str, Any]:
+        """When each known task was received, answered, done, queried and fetched (`GET /_emulator/tasks`).
+
+        Times are the emulator's `time_source()`; `now` is given so readers need no shared clock.
+        For benchmarks: the client's latency is `download_started_at - done_at`, its query count `queries`.
+        """
+        with self._lock:
+            now = self.time_source()
+            self._settle_locked(now)
+            tasks = [
+                {
+                    "task_id": task.task_id,
+                    "received_at": task.received_at,
+                    "answered_at": task.answered_at,
+                    "done_at": task.done_at,
+                    "failed": task.failure is not None,
+                    "queries": task.queries,
+                    "download_started_at": task.download_started_at,
+                    "download_sent_at": task.download_sent_at,
+                }
+                for task in self._tasks.values()
+            ]
+        return {"now": now, "tasks": tasks}

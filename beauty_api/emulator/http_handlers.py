@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import socketserver
 import sys
@@ -15,7 +16,7 @@ from urllib.parse import urlsplit
 
 from ..clock import DEFAULT_CLOCK
 from .answers import Answer, Refusal, error_answer
-from .contract import CREDITS_PATH, KEY_HEADER, MAX_BODY_BYTES, QUERY_PATH, SUBMIT_PATH
+from .contract import CREDITS_PATH, KEY_HEADER, MAX_BODY_BYTES, QUERY_PATH, SUBMIT_PATH, TIMELINE_PATH
 from .faults import Fault
 from .multipart import SubmitRequest, parse_multipart
 
@@ -228,6 +229,9 @@ class ApiHandler(_Handler):
         elif (method, url.path) == ("GET", QUERY_PATH):
             emulator._stats.bump(queries=1)
             self.respond("query", lambda: emulator.handle_query(key, url.query))
+        elif (method, url.path) == ("GET", TIMELINE_PATH):  # the emulator's own, for benchmarks
+            body = json.dumps(emulator.task_timeline()).encode("utf-8")
+            self.send_answer(Answer(200, body, "application/json"))
         elif (method, url.path) == ("GET", CREDITS_PATH):
             emulator._stats.bump(credit_queries=1)
             self.respond("credits", lambda: emulator.handle_credits(key))
@@ -271,6 +275,7 @@ class CdnHandler(_Handler):
         stats.append("cdn_request_headers", headers)
         path = urlsplit(self.path).path
         self.respond("download", lambda: self.emulator.handle_download(path))
+        self.emulator.note_download_sent(path)
 
     def fault_answer(self, fault: Fault) -> Answer:
         text = f"{fault.status} injected CDN error ({fault.code})\n"
