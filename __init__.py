@@ -9,11 +9,14 @@ no one else uses), so the example workflows open with a real face instead of Com
 from pathlib import Path
 
 from .comfy_bridge import provide_input_file
+from .local_nodes import FaceBeautyFaceMask, FaceBeautyLocal
 from .nodes import FaceBeautyPro, FaceBeautyProOptions
 
 NODE_CLASS_MAPPINGS = {
     "FaceBeautyPro": FaceBeautyPro,
     "FaceBeautyProOptions": FaceBeautyProOptions,
+    "FaceBeautyFaceMask": FaceBeautyFaceMask,
+    "FaceBeautyLocal": FaceBeautyLocal,
 }
 
 # "AILab Retouch" in the name: ComfyUI 0.3.64's node search looks only at names (newer versions
@@ -21,6 +24,8 @@ NODE_CLASS_MAPPINGS = {
 NODE_DISPLAY_NAME_MAPPINGS = {
     "FaceBeautyPro": "Face Beauty Pro (AILab Retouch)",
     "FaceBeautyProOptions": "Face Beauty Pro Options",
+    "FaceBeautyFaceMask": "Face Beauty Face Mask",
+    "FaceBeautyLocal": "Face Beauty (Local)",
 }
 
 # The file the example workflows' Load Image nodes open (tests/test_workflows.py checks them).

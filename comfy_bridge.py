@@ -19,7 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Protocol
 
-log = logging.getLogger("face_beauty_pro")
+log = logging.getLogger("beauty_api.comfy_bridge")  # one logger tree for the pack
 
 
 # Top-level names too generic to import blindly: outside ComfyUI, `import server` could pick up

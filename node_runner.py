@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,7 @@ from .beauty_api.errors import BatchFailed, BeautyError, ConfigurationError, Ret
 from .beauty_api.params import BeautyParams
 from .node_status import NodeStatus, StatusPublisher, report_text
 
-log = logging.getLogger("face_beauty_pro")
+log = logging.getLogger("beauty_api.node_runner")  # one logger tree for the pack
 
 # The progress display is refreshed this often (so at most ~2 text updates a second).
 PROGRESS_TICK_SECONDS = 0.5
@@ -64,7 +65,7 @@ async def run_retouch(
 
     `make_params` is called here, so a bad widget value is shown on the node like any error.
     """
-    status = NodeStatus(total=int(image.shape[0]))
+    status = NodeStatus(total=batch_size(image))
     publisher = StatusPublisher(status, node_id)
     try:
         return await _run(image, make_params(), plan, status, publisher)
@@ -136,17 +137,19 @@ def _retouch_blocking(
 ) -> tuple[Any, str]:
     """The whole job, off the event loop: key check, encode, retouch, assemble, report."""
     backend = plan.make_backend()
-    sources = codec.images_from_input(image)
-    result = retouch_batch(
-        backend,
-        sources,
-        params,
-        options=plan.retouch_options,
-        concurrency=plan.concurrency,
-        on_progress=status.on_progress,
-        on_item_done=status.on_item_done,
-        check_cancel=watch,
-    )
+    # An ApiBackend closes its HTTP connections when the batch is over (also after a Cancel).
+    with backend if isinstance(backend, AbstractContextManager) else nullcontext(backend):
+        sources = codec.images_from_input(image)
+        result = retouch_batch(
+            backend,
+            sources,
+            params,
+            options=plan.retouch_options,
+            concurrency=plan.concurrency,
+            on_progress=status.on_progress,
+            on_item_done=status.on_item_done,
+            check_cancel=watch,
+        )
     status.finish(result, passed_through=plan.pass_through)
     if not plan.pass_through:
         result.raise_for_failures()
@@ -156,15 +159,28 @@ def _retouch_blocking(
     return output, report
 
 
+def batch_size(image: Any) -> int:
+    """How many images an IMAGE input holds: a 3-D `[H,W,C]` tensor is one image, not H."""
+    return 1 if len(image.shape) <= 3 else int(image.shape[0])
+
+
 def _assemble(image: Any, sources: Sequence[codec.SourceImage], result: BatchResult) -> Any:
-    """One IMAGE tensor in input order; failed images (pass through) are the input, unchanged."""
+    """One IMAGE tensor in input order; failed images (pass through) are the input, unchanged.
+
+    A failed image is the decoded source (already scaled to 0..1 like the rest); only a float
+    input is copied back as is, so its exact values survive. An integer tensor (uint8 0..255)
+    is never cast without scaling, and a 3-D `[H,W,C]` input is one image, not H rows.
+    """
     arrays = [
         outcome.image if outcome is not None else codec.attach_alpha(source.rgb, source.alpha)
         for source, outcome in zip(sources, result.outcomes, strict=True)
     ]
     output = codec.to_comfy_tensor(arrays)
+    batch = image if len(image.shape) > 3 else image.unsqueeze(0)
+    if not batch.is_floating_point():
+        return output
     for failure in result.failures:
-        original = image[failure.index]
+        original = batch[failure.index]
         if tuple(original.shape) == tuple(output.shape[1:]):
             output[failure.index] = original.to(device=output.device, dtype=output.dtype)
     return output

@@ -24,7 +24,7 @@ from .beauty_api.backend import Progress, RetouchOutcome, RetryNotice
 from .beauty_api.batch import BatchResult
 from .beauty_api.clock import DEFAULT_CLOCK, Clock
 
-log = logging.getLogger("face_beauty_pro")
+log = logging.getLogger("beauty_api.node_status")  # one logger tree for the pack
 
 # The bar counts this many steps per image, so it moves through the stages of a single image.
 STEPS_PER_IMAGE = 100

@@ -15,8 +15,11 @@ from typing import Any
 
 from . import comfy_bridge
 from .beauty_api.backend import CREDITS_PER_IMAGE, MODES, ApiBackend, RetouchOptions
-from .beauty_api.batch import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
-from .beauty_api.client import ClientSettings
+from .beauty_api.batch import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, check_concurrency
+from .beauty_api.client import DEFAULT_TIMEOUT, ClientSettings, check_timeout
+from .beauty_api.client import TIMEOUT_MAX as TIMEOUT_MAX_S
+from .beauty_api.client import TIMEOUT_MIN as TIMEOUT_MIN_S
+from .beauty_api.errors import InvalidParameterError
 from .beauty_api.params import (
     FILTER_NAMES,
     NO_FILTER,
@@ -32,7 +35,7 @@ from .node_runner import FaceBeautyProError, RunPlan, run_retouch
 OPTIONS_TYPE = "FACE_BEAUTY_OPTIONS"
 CATEGORY = "image/Face Beauty Pro"
 ON_FAILURE_CHOICES = ("fail", "pass through")
-TIMEOUT_MIN, TIMEOUT_MAX, TIMEOUT_DEFAULT = 10, 3600, 300
+TIMEOUT_MIN, TIMEOUT_MAX, TIMEOUT_DEFAULT = int(TIMEOUT_MIN_S), int(TIMEOUT_MAX_S), int(DEFAULT_TIMEOUT)
 # Words people type in the node search. Newer ComfyUI versions send SEARCH_ALIASES to the frontend
 # (server.py node_info: "search_aliases"); 0.3.64 searches names only, hence the display
 # name "Face Beauty Pro (AILab Retouch)" in __init__.py.
@@ -63,10 +66,11 @@ class FaceBeautyRunOptions:
 
     def __post_init__(self) -> None:
         problems = []
-        if not TIMEOUT_MIN <= self.timeout_seconds <= TIMEOUT_MAX:
-            problems.append(f"timeout_seconds {self.timeout_seconds} is not in {TIMEOUT_MIN}..{TIMEOUT_MAX}")
-        if not 1 <= self.concurrency <= MAX_CONCURRENCY:
-            problems.append(f"concurrency {self.concurrency} is not in 1..{MAX_CONCURRENCY}")
+        for check, value in ((check_timeout, self.timeout_seconds), (check_concurrency, self.concurrency)):
+            try:
+                check(value)
+            except InvalidParameterError as error:
+                problems.append(str(error).rstrip("."))
         if self.mode not in MODES:
             problems.append(f"mode {self.mode!r} is not one of {', '.join(MODES)}")
         if self.on_failure not in ON_FAILURE_CHOICES:

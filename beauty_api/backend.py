@@ -21,18 +21,18 @@ from typing import TYPE_CHECKING, Protocol
 
 from .client import MODES
 from .clock import CancelCheck, Clock, Deadline
+from .clock import check_cancel as raise_if_cancelled
 from .codec import EncodedImage, SourceImage, attach_alpha, decode_image, encode_for_upload, fit_to_size
 from .errors import (
     RATE_LIMIT_CODES,
     ApiError,
     ImageError,
     InvalidParameterError,
-    ResultDownloadError,
-    ResultExpired,
     TaskFailedError,
 )
 from .fingerprint import request_fingerprint
 from .journal import new_owner
+from .journal_claims import HEARTBEAT_SECONDS
 from .params import BeautyParams
 from .progress_events import (
     Progress,
@@ -43,6 +43,7 @@ from .progress_events import (
     retry_reason,
 )
 from .result_cache import NullCache, ResultCache
+from .resume import STAGE_BY_STATUS, TaskGone, resume_recorded
 from .retry_policy import RetryEvent
 from .storage_paths import open_journal, open_result_cache, open_task_timings, state_dir
 from .task_timings import TaskPolling, TaskTimings
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
     from .journal import Claim, TaskJournal
     from .protocol import TaskState
 
-log = logging.getLogger("beauty_api")
+log = logging.getLogger(__name__)
 
 CREDITS_PER_IMAGE = 15
 
@@ -81,10 +82,11 @@ class RetouchOutcome:
     """A retouched image and how it was obtained."""
 
     image: np.ndarray  # HxWx3 uint8, or HxWx4 when the input had alpha
-    origin: str  # "new" (paid this run), "cached" (from disk), "resumed" (a task paid earlier)
+    origin: str  # "new" (paid this run), "cached" (from disk), "resumed" (a task paid earlier), "local"
     task_id: str | None
     seconds: float
     credits_spent: int
+    note: str | None = None  # what a report should add, e.g. the local engine's "no face"
 
 
 class RetouchBackend(Protocol):
@@ -122,6 +124,16 @@ class ApiBackend:
         self.owner = new_owner()
         # How long this API's tasks take, so polling looks when the result is due (memory-only by default).
         self.timings = timings if timings is not None else TaskTimings()
+
+    def close(self) -> None:
+        """Close the client's HTTP connections; `with ApiBackend.from_environment() as backend:` does it."""
+        self.client.close()
+
+    def __enter__(self) -> ApiBackend:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @classmethod
     def from_environment(
@@ -166,6 +178,7 @@ class ApiBackend:
         """
         started = self.clock.monotonic()
         run = _Run(self, index, started, on_progress, check_cancel, limiter)
+        raise_if_cancelled(check_cancel)  # a batch cancelled before this image began encodes nothing
         run.emit("encoding")
         # Image work holds one of the batch's few permits (local_work.py): from here to the upload
         # (the limiter's slot gives it back), and from the result's decoding on (the batch gives it
@@ -178,9 +191,12 @@ class ApiBackend:
             notice = ResizeNotice(upload.source_size, upload.size, not options.keep_returned_size)
             run.send(Progress(index, "resized", None, run.elapsed(), resize=notice))
         fields = self.client.form_fields(params, options.mode)
-        fingerprint = request_fingerprint(self.client.ENDPOINT, options.mode, fields, upload.data)
+        fingerprint = request_fingerprint(
+            self.client.ENDPOINT, options.mode, fields, upload.data, base_url=self.client.base_url
+        )
 
         if options.use_cache:
+            raise_if_cancelled(check_cancel)
             cached = self.cache.get(fingerprint)
             if cached is not None:
                 try:
@@ -232,20 +248,13 @@ class ApiBackend:
                 raise RuntimeError(f"the task journal returned a {claim.action!r} claim without a task id")
             run.emit("resumed", task_id)
             try:
-                url = claim.result_url or self._resume(task_id, deadline, run)
-                return self._download(fingerprint, url, run, task_id), "resumed", task_id
-            except (TaskFailedError, ResultDownloadError) as error:
-                if not _is_gone(error):
-                    if isinstance(error, TaskFailedError):
-                        journal.forget(fingerprint)
-                    raise
-                # The recorded task or its result expired (24 h): nothing to recover, submit anew.
-                log.info(
-                    "Recorded task %s is gone (%s); submitting again.",
-                    task_id,
-                    error.__class__.__name__,
-                )
-                journal.forget(fingerprint)
+                data = resume_recorded(self, fingerprint, claim, deadline, run)
+            except TaskGone as gone:
+                # Its result can no longer be had (expired, or the API no longer knows the task).
+                log.info("Recorded task %s is gone (%s); submitting again.", task_id, gone)
+                journal.forget(fingerprint, task_id=task_id)
+                continue
+            return data, "resumed", task_id
 
         run.emit("submitting")
         # The API's clock starts once the upload is in, not when its answer reaches us (a busy
@@ -258,7 +267,11 @@ class ApiBackend:
 
         try:
             receipt = self.client.submit(
-                upload, params, deadline=deadline, check_cancel=run.check_cancel, on_retry=on_submit_retry
+                upload,
+                params,
+                deadline=deadline,
+                check_cancel=self._keeping_claim_alive(fingerprint, run.check_cancel),
+                on_retry=on_submit_retry,
             )
         except BaseException:
             if self.journal is not None:
@@ -275,6 +288,28 @@ class ApiBackend:
             raise
         return self._download(fingerprint, url, run, receipt.task_id), "new", receipt.task_id
 
+    def _keeping_claim_alive(self, fingerprint: str, check_cancel: CancelCheck | None) -> CancelCheck | None:
+        """The cancel hook for a submit, which also keeps our journal claim alive while it retries.
+
+        The transport calls the hook at least every 0.25 s while it waits (backoff, Retry-After),
+        so the claim's time moves on every HEARTBEAT_SECONDS and no other process takes over a
+        submit that is still alive, however long it takes (issue: 'never pay twice').
+        """
+        journal = self.journal
+        if journal is None:
+            return check_cancel
+        last_beat = self.clock.monotonic()
+
+        def check() -> object:
+            nonlocal last_beat
+            now = self.clock.monotonic()
+            if now - last_beat >= HEARTBEAT_SECONDS:
+                last_beat = now
+                journal.heartbeat(fingerprint, self.owner)
+            return check_cancel() if check_cancel is not None else None
+
+        return check
+
     def _claim(self, fingerprint: str, deadline: Deadline, run: _Run) -> Claim | None:
         """Ask the journal what to do; while another live process is submitting this image, wait."""
         if self.journal is None:
@@ -287,16 +322,6 @@ class ApiBackend:
             check_cancel=run.check_cancel,
         )
 
-    def _resume(self, task_id: str, deadline: Deadline, run: _Run) -> str:
-        """A recorded task has often finished meanwhile: look once before polling on a schedule."""
-        state = self.client.query(
-            task_id, deadline=deadline, check_cancel=run.check_cancel, on_retry=run.on_retry
-        )
-        if state.done and state.result_url:
-            return state.result_url
-        run.emit(_STAGE_BY_STATUS.get(state.status, "processing"), task_id)
-        return self._wait(task_id, deadline, run)
-
     def _wait(self, task_id: str, deadline: Deadline, run: _Run, *, submitted_at: float | None = None) -> str:
         """Poll until done; a task submitted just now is looked at around when this API's tasks
         have been finishing, and teaches when this one did (task_timings.TaskPolling)."""
@@ -306,7 +331,7 @@ class ApiBackend:
 
         def on_state(state: TaskState) -> None:
             polling.saw(state.done)
-            run.emit(_STAGE_BY_STATUS.get(state.status, "processing"), task_id, expected=polling.expected)
+            run.emit(STAGE_BY_STATUS.get(state.status, "processing"), task_id, expected=polling.expected)
 
         url = self.client.wait(
             task_id,
@@ -356,22 +381,12 @@ class ApiBackend:
         return attach_alpha(rgb, shape.alpha)
 
 
-_STAGE_BY_STATUS = {0: "queued", 1: "processing", 2: "downloading"}
-
-
 @dataclass(frozen=True)
 class _Shape:
     """What a result needs of its input once the upload is encoded: the size and the alpha channel."""
 
     size: tuple[int, int]
     alpha: np.ndarray | None
-
-
-def _is_gone(error: BaseException) -> bool:
-    """True when a recorded task or its result no longer exists remotely (expired after 24 h)."""
-    if isinstance(error, ResultExpired):
-        return True
-    return isinstance(error, ApiError) and error.category == "not_found"
 
 
 class _Run:
@@ -419,7 +434,7 @@ class _Run:
         error = event.error
         rate_limited = isinstance(error, ApiError) and error.code in RATE_LIMIT_CODES
         if self.limiter is not None and rate_limited:
-            self.limiter.on_rate_limited(event.delay)
+            self.limiter.on_rate_limited()
         notice = RetryNotice(
             event.attempt,
             event.max_attempts,

@@ -26,13 +26,32 @@ from .backend import (
 )
 from .clock import CancelCheck, check_cancel
 from .codec import SourceImage
-from .concurrency import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, AdaptiveLimiter
-from .errors import BatchFailed, BeautyError, InvalidParameterError, RetouchCancelled
+from .concurrency import (
+    DEFAULT_CONCURRENCY,
+    MAX_CONCURRENCY,
+    AdaptiveLimiter,
+    LimiterClosed,
+    check_concurrency,
+)
+from .errors import (
+    BatchFailed,
+    BeautyError,
+    NotSent,
+    RetouchCancelled,
+    is_account_error,
+)
 from .local_work import LocalWorkGate, default_permits
 from .params import BeautyParams
 
-__all__ = ["DEFAULT_CONCURRENCY", "MAX_CONCURRENCY", "BatchResult", "ItemFailure", "retouch_batch"]
-ORIGINS = ("new", "cached", "resumed")
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "MAX_CONCURRENCY",
+    "BatchResult",
+    "ItemFailure",
+    "check_concurrency",
+    "retouch_batch",
+]
+ORIGINS = ("new", "cached", "resumed", "local")  # "local": the offline engine (beauty_api.local)
 # The image of an outcome handed to `on_item_done` and then let go (`keep_images=False`).
 RELEASED_IMAGE = np.empty((0, 0, 3), dtype=np.uint8)
 RELEASED_IMAGE.setflags(write=False)
@@ -59,6 +78,11 @@ class BatchResult:
     limit_history: list[int] = field(default_factory=list)
 
     @property
+    def not_sent(self) -> list[int]:
+        """Images never sent because the batch stopped at an account error (nothing paid for them)."""
+        return [f.index for f in self.failures if isinstance(f.error, NotSent)]
+
+    @property
     def credits_spent(self) -> int:
         return sum(outcome.credits_spent for outcome in self.outcomes if outcome is not None)
 
@@ -81,17 +105,23 @@ class BatchResult:
         for index, outcome in enumerate(self.outcomes):
             if outcome is None:
                 failure = failed.get(index)
+                if failure is not None and isinstance(failure.error, NotSent):
+                    lines.append(f"image {index}: not sent")
+                    continue
                 lines.append(
                     f"image {index}: FAILED {failure.code if failure else ''}: {failure.error if failure else ''}"
                 )
                 continue
             task = f"task {outcome.task_id}" if outcome.task_id else "no task"
+            note = f", {outcome.note}" if outcome.note else ""
             lines.append(
-                f"image {index}: {outcome.origin}, {task}, {outcome.seconds:.1f} s, {outcome.credits_spent} credits"
+                f"image {index}: {outcome.origin}, {task}, {outcome.seconds:.1f} s, "
+                f"{outcome.credits_spent} credits{note}"
             )
         counts = self.counts()
+        local = f"{counts['local']} local, " if counts["local"] else ""
         lines.append(
-            f"total: {len(self.outcomes)} image(s): {counts['new']} new, {counts['cached']} cached, "
+            f"total: {len(self.outcomes)} image(s): {local}{counts['new']} new, {counts['cached']} cached, "
             f"{counts['resumed']} resumed, {len(self.failures)} failed; {self.credits_spent} credits spent this run"
         )
         return "\n".join(lines)
@@ -131,18 +161,6 @@ class _CancelGate:
             self.event.set()
 
 
-def _validate_concurrency(concurrency: int) -> int:
-    if (
-        isinstance(concurrency, bool)
-        or not isinstance(concurrency, int)
-        or not 1 <= concurrency <= MAX_CONCURRENCY
-    ):
-        raise InvalidParameterError(
-            f"concurrency: {concurrency!r} is out of range; allowed 1..{MAX_CONCURRENCY} images in flight."
-        )
-    return concurrency
-
-
 def retouch_batch(
     backend: RetouchBackend,
     sources: Sequence[SourceImage],
@@ -158,21 +176,39 @@ def retouch_batch(
     """Retouch `sources` with at most `concurrency` tasks in flight, lowered on rate limits.
 
     Failures of single images (any BeautyError) are collected, not raised: call
-    `raise_for_failures()` to fail, or pass the originals through. A cancel, or an unexpected
-    error, stops the whole batch and is re-raised unchanged.
+    `raise_for_failures()` to fail, or pass the originals through. An error no other image can
+    escape (bad key, no credits, locked account) stops the batch at once: no image starts a
+    request after it, and those not sent fail with NotSent (stage "not_sent"). A cancel, or an
+    unexpected error, stops the whole batch and is re-raised unchanged.
 
     Memory stays flat however long the batch: `sources[i]` is read only when image i's turn
     comes (pass a lazy Sequence, e.g. `codec.LazySources`, and nothing is decoded early), a few
     images at a time are decoded/encoded/written (local_work.py), and with `keep_images=False`
     each result goes to `on_item_done` and is then let go (its outcome keeps `RELEASED_IMAGE`).
     """
-    work = LocalWorkGate(default_permits(_validate_concurrency(concurrency)))
-    limiter = AdaptiveLimiter(concurrency, local_work=work)
+    work = LocalWorkGate(default_permits(check_concurrency(concurrency)))
+    limiter = AdaptiveLimiter(concurrency, close_on=is_account_error, local_work=work)
     gate = _CancelGate(check_cancel)
     result = BatchResult(outcomes=[None] * len(sources))
     record_lock = threading.Lock()
 
+    def not_sent(index: int, cause: BaseException) -> None:
+        reason = (
+            "not sent: the batch stopped at an error every image would get "
+            f"({getattr(cause, 'code', '') or type(cause).__name__}); nothing was paid for this image"
+        )
+        with record_lock:
+            result.failures.append(ItemFailure(index, NotSent(reason + ".")))
+        if on_progress is not None:
+            on_progress(Progress(index, "not_sent", None, 0.0, reason=reason))
+        if on_item_done is not None:
+            on_item_done(index, None)
+
     def run_one(index: int) -> None:
+        stopped_by = limiter.closed_by
+        if stopped_by is not None:
+            not_sent(index, stopped_by)
+            return
         try:
             _run_one(index)
         finally:
@@ -192,6 +228,9 @@ def retouch_batch(
             )
             limiter.on_success()
         except _Abort:
+            return
+        except LimiterClosed as closed:
+            not_sent(index, closed.args[0])
             return
         except RetouchCancelled as error:
             gate.stop(error)
@@ -235,6 +274,6 @@ def _notify(
     outcome: RetouchOutcome | None,
 ) -> None:
     if outcome is None and on_progress is not None:
-        on_progress(Progress(index, "failed", None, 0.0))
+        on_progress(Progress(index, "failed", None, 0.0))  # the reason is in BatchResult.failures
     if on_item_done is not None:
         on_item_done(index, outcome)

@@ -36,6 +36,11 @@ from .protocol import (
     sync_result_text,
 )
 from .retry_policy import MIN_ATTEMPT_SECONDS, RetryHook, RetrySettings
+from .timeouts import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
+from .timeouts import TIMEOUT_MAX as TIMEOUT_MAX
+from .timeouts import TIMEOUT_MIN as TIMEOUT_MIN
+from .timeouts import check_timeout as check_timeout
+from .timeouts import positive_seconds as _positive
 from .transport import Transport
 
 if TYPE_CHECKING:
@@ -63,15 +68,6 @@ class Upload(Protocol):
     def filename(self) -> str: ...
 
 
-def _positive(value: object) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and value == value  # not NaN
-        and 0 < value < float("inf")
-    )
-
-
 @dataclass(frozen=True)
 class ClientSettings:
     """Timeouts and polling. `timeout` is the overall deadline of one retouch (submit, polls, download).
@@ -82,7 +78,7 @@ class ClientSettings:
     longer. Either way no two looks are more than `poll_max` apart (the vendor's documented 5 s).
     """
 
-    timeout: float = 300.0
+    timeout: float = DEFAULT_TIMEOUT
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     poll_initial: float | None = None
@@ -157,6 +153,16 @@ class FaceBeautyClient:
 
     def __repr__(self) -> str:
         return f"FaceBeautyClient(base_url={self.base_url!r})"
+
+    def close(self) -> None:
+        """Close the HTTP connections this client opened; `with FaceBeautyClient(...) as client:` does it."""
+        self.transport.close()
+
+    def __enter__(self) -> FaceBeautyClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def new_deadline(self, seconds: float | None = None) -> Deadline:
         """A fresh overall deadline (`settings.timeout` by default) to share across the steps of one retouch."""
@@ -243,6 +249,8 @@ class FaceBeautyClient:
             safe_to_retry=False,
             check_cancel=check_cancel,
             on_retry=on_retry,
+            # A sync answer comes only when processing is over: wait as long as the user's timeout.
+            read_timeout=self.settings.timeout if mode == "sync" else None,
         )
 
     # -- polling ------------------------------------------------------------------------------
@@ -340,14 +348,19 @@ class FaceBeautyClient:
         deadline: Deadline | None = None,
         check_cancel: CancelCheck | None = None,
         on_retry: RetryHook | None = None,
+        attempts: int | None = None,
     ) -> bytes:
-        """The result file's bytes (never sent with the API key), at most `settings.max_download_bytes`."""
+        """The result file's bytes (never sent with the API key), at most `settings.max_download_bytes`.
+
+        `attempts` bounds the tries (default: the retry settings'); 1 probes whether a result is still there.
+        """
         return self.transport.download(
             url,
             deadline=deadline if deadline is not None else self.new_deadline(),
             max_bytes=self.settings.max_download_bytes,
             check_cancel=check_cancel,
             on_retry=on_retry,
+            attempts=attempts,
         )
 
 

@@ -8,9 +8,8 @@ consecutive successes), so the limit settles just under what the account allows.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 from . import clock as _clock
 from .clock import CANCEL_CHECK_INTERVAL, DEFAULT_CLOCK, CancelCheck, Clock
@@ -23,14 +22,25 @@ MAX_CONCURRENCY = 16
 _HISTORY_CAP = 1000
 
 
-@dataclass(frozen=True)
-class LimitChange:
-    """One change of the limit, for reports and tests. `at` is the limiter clock's monotonic time."""
+def check_concurrency(concurrency: object) -> int:
+    """The one range check of the concurrency setting (batch, CLI --concurrency, Options node)."""
+    if (
+        isinstance(concurrency, bool)
+        or not isinstance(concurrency, int)
+        or not 1 <= concurrency <= MAX_CONCURRENCY
+    ):
+        raise InvalidParameterError(
+            f"concurrency: {concurrency!r} is out of range; allowed 1..{MAX_CONCURRENCY} images in flight."
+        )
+    return concurrency
 
-    at: float
-    limit: int
-    reason: str  # "start", "rate_limited", "recovered"
-    retry_after: float | None = None
+
+class LimiterClosed(Exception):
+    """No new task may start: a task failed with an error every other task would get too.
+
+    Raised by `slot()`; `args[0]` is that error. Not a BeautyError: the batch reports the
+    images concerned as "not sent", not as failures of their own.
+    """
 
 
 class AdaptiveLimiter:
@@ -43,6 +53,7 @@ class AdaptiveLimiter:
         grow_after: int = 4,
         clock: Clock | None = None,
         cooldown: float = DEFAULT_COOLDOWN,
+        close_on: Callable[[BaseException], bool] | None = None,
         local_work: LocalWorkGate | None = None,
     ) -> None:
         if isinstance(maximum, bool) or not isinstance(maximum, int) or maximum < 1:
@@ -64,7 +75,9 @@ class AdaptiveLimiter:
         self._in_flight = 0
         self._streak = 0
         self._last_cut: float | None = None
-        self._changes = [LimitChange(self._clock.monotonic(), maximum, "start")]
+        self._close_on = close_on
+        self._closed_by: BaseException | None = None
+        self._history = [maximum]
         # The batch's gate on image work (decode/encode/write), if any: see local_work.py.
         self.local_work = local_work
 
@@ -78,6 +91,12 @@ class AdaptiveLimiter:
             return self._limit
 
     @property
+    def closed_by(self) -> BaseException | None:
+        """The error that closed the limiter, or None while tasks may still start."""
+        with self._cond:
+            return self._closed_by
+
+    @property
     def in_flight(self) -> int:
         with self._cond:
             return self._in_flight
@@ -88,6 +107,8 @@ class AdaptiveLimiter:
 
         While blocked, the cancel hook is called at least every 0.25 s: whatever it raises
         propagates, a truthy answer raises RetouchCancelled. Nothing is held when it raises.
+        A body that fails with an error `close_on` accepts closes the limiter before its slot
+        is freed, so no waiting task starts after it: they all get LimiterClosed.
         A local-work permit of this thread is given back first: nobody waits for the API holding one.
         """
         if self.local_work is not None:
@@ -95,18 +116,26 @@ class AdaptiveLimiter:
         while True:
             _clock.check_cancel(check_cancel)
             with self._cond:
+                if self._closed_by is not None:
+                    raise LimiterClosed(self._closed_by)
                 if self._in_flight < self._limit:
                     self._in_flight += 1
                     break
                 self._cond.wait(CANCEL_CHECK_INTERVAL)
         try:
             yield
+        except BaseException as error:
+            if self._close_on is not None and self._close_on(error):
+                with self._cond:
+                    if self._closed_by is None:
+                        self._closed_by = error
+            raise
         finally:
             with self._cond:
                 self._in_flight -= 1
                 self._cond.notify_all()
 
-    def on_rate_limited(self, retry_after: float | None = None) -> None:
+    def on_rate_limited(self) -> None:
         """The API said "slow down": halve the limit (not below 1), once per cool-down window."""
         with self._cond:
             self._streak = 0
@@ -116,7 +145,7 @@ class AdaptiveLimiter:
             self._last_cut = now
             new = max(1, self._limit // 2)
             if new != self._limit:
-                self._set(new, "rate_limited", now, retry_after)
+                self._set(new)
 
     def on_success(self) -> None:
         """A task went through: after `grow_after` successes in a row, allow one more in flight."""
@@ -126,21 +155,16 @@ class AdaptiveLimiter:
                 return
             self._streak = 0
             if self._limit < self._maximum:
-                self._set(self._limit + 1, "recovered", self._clock.monotonic(), None)
+                self._set(self._limit + 1)
                 self._cond.notify_all()
 
     def history(self) -> list[int]:
         """The limit at the start and after each change, in order."""
         with self._cond:
-            return [change.limit for change in self._changes]
+            return list(self._history)
 
-    def changes(self) -> list[LimitChange]:
-        """Every change with its time and reason (the first is the start)."""
-        with self._cond:
-            return list(self._changes)
-
-    def _set(self, limit: int, reason: str, now: float, retry_after: float | None) -> None:
+    def _set(self, limit: int) -> None:
         self._limit = limit
-        self._changes.append(LimitChange(now, limit, reason, retry_after))
-        if len(self._changes) > _HISTORY_CAP:
-            del self._changes[1 : len(self._changes) - _HISTORY_CAP + 1]
+        self._history.append(limit)
+        if len(self._history) > _HISTORY_CAP:
+            del self._history[1 : len(self._history) - _HISTORY_CAP + 1]

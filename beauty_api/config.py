@@ -33,7 +33,7 @@ CONFIG_FILE_NAME = "ailab_config.ini"
 KEY_SIGNUP_URL = "https://www.ailabtools.com"
 PACK_ROOT = Path(__file__).resolve().parent.parent
 
-log = logging.getLogger("beauty_api")
+log = logging.getLogger(__name__)
 
 _REDACTED = "ApiKey(<redacted>)"
 _QUOTES = ("'", '"')
@@ -289,6 +289,28 @@ def _url_problem(text: str) -> str:
     if any(ch.isspace() for ch in text):
         return "it contains spaces"
     return ""
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalise_base_url(url: str) -> str:
+    """The identity of an API address: `scheme://host:port/prefix`, lower-case, explicit port, no trailing slash.
+
+    Two spellings of one address (`HTTPS://Host/`, `https://host:443`) give the same text, two
+    different addresses (the emulator on 127.0.0.1:8765, the real API) never do. The request
+    fingerprint includes it, so a result paid for at one address is never served for another;
+    per-address state (e.g. a history of task durations) keys on it too. Raises
+    ConfigurationError for an address `resolve_base_url` would refuse.
+    """
+    text = _validate_base_url(url, "the given address")
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    host = f"[{host}]" if ":" in host else host
+    port = parts.port if parts.port is not None else _DEFAULT_PORTS[scheme]
+    prefix = parts.path.rstrip("/")
+    return f"{scheme}://{host}:{port}{prefix}"
 
 
 def resolve_base_url(explicit: str | None = None) -> str:

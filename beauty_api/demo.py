@@ -9,7 +9,8 @@ network, and it must never touch the user's key or state:
   -> CDN download -> decode), so every run shows the real path and its real timings; the task
   journal and the result cache are not involved (nothing is written to the user's state dir).
 
-The emulator's effect is a deterministic stand-in, not the real retouching.
+With torch installed the emulator answers with the local engine's real retouching (our own looks,
+not the API's); without torch it answers with a deterministic stand-in, and the demo says which.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .client import ClientSettings, FaceBeautyClient
 from .codec import attach_alpha, decode_image, encode_for_upload, fit_to_size, load_image_file, save_image
 from .params import SLIDER_NAMES, BeautyParams
+from .protocol import KEY_HEADER  # the one definition
 
 T = TypeVar("T")
 
@@ -46,7 +48,6 @@ DEMO_PROCESSING_SECONDS = 0.4
 DEMO_SETTINGS = ClientSettings(timeout=30.0, poll_initial=0.1, poll_max=0.25)
 BEFORE_AFTER = "before_after.png"
 RETOUCHED = "retouched.png"
-KEY_HEADER = "ailabapi-api-key"
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class DemoResult:
     stages: list[Stage] = field(default_factory=list)
     key_sent_to_cdn: bool = False
     write_seconds: float = 0.0
+    effect: str = "stand-in"  # what the emulator answered with: "local" (real retouching) or "stand-in"
 
     @property
     def total(self) -> float:
@@ -144,13 +146,13 @@ def run_demo(
             lambda rgb: f"{rgb.shape[1]}x{rgb.shape[0]} RGB",
         )
         cdn_headers = emulator.stats.snapshot().cdn_request_headers
-        base_url, cdn_base_url = emulator.base_url, emulator.cdn_base_url
+        base_url, cdn_base_url, effect = emulator.base_url, emulator.cdn_base_url, emulator.effect
     output_dir.mkdir(parents=True, exist_ok=True)
     retouched = output_dir / RETOUCHED
     before_after = output_dir / BEFORE_AFTER
     start = time.perf_counter()
     save_image(retouched, result)
-    save_image(before_after, side_by_side(source.rgb, result[:, :, :3], params))
+    save_image(before_after, side_by_side(source.rgb, result[:, :, :3], params, effect))
     write_seconds = time.perf_counter() - start
     return DemoResult(
         before_after=before_after.resolve(),
@@ -163,6 +165,7 @@ def run_demo(
         stages=watch.stages,
         key_sent_to_cdn=any(KEY_HEADER in headers for headers in cdn_headers),
         write_seconds=write_seconds,
+        effect=effect,
     )
 
 
@@ -177,7 +180,9 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
-def side_by_side(before: np.ndarray, after: np.ndarray, params: BeautyParams) -> np.ndarray:
+def side_by_side(
+    before: np.ndarray, after: np.ndarray, params: BeautyParams, effect: str = "stand-in"
+) -> np.ndarray:
     """Before | after, each under a small caption band."""
     height, width = before.shape[:2]
     band = max(24, height // 16)
@@ -187,7 +192,8 @@ def side_by_side(before: np.ndarray, after: np.ndarray, params: BeautyParams) ->
     draw = ImageDraw.Draw(canvas)
     font = _font(int(band * 0.6))
     draw.text((8, band // 5), "before", fill=(240, 240, 240), font=font)
-    label = f"after (emulator stand-in effect, filter {params.filter_label})"
+    engine = "local engine" if effect == "local" else "emulator stand-in effect"
+    label = f"after ({engine}, filter {params.filter_label})"
     draw.text((width + 8, band // 5), label, fill=(240, 240, 240), font=font)
     return np.asarray(canvas)
 
@@ -216,7 +222,12 @@ def format_report(result: DemoResult) -> str:
         f"before/after: {result.before_after}",
         f"retouched:    {result.retouched}",
         "",
-        "The emulator's effect is a deterministic stand-in, not the real retouching. With a key",
+        (
+            "The emulator answered with the local engine's retouching (our own looks, not the API's). With a key"
+            if result.effect == "local"
+            else "The emulator's effect is a deterministic stand-in, not the real retouching (install torch "
+            "for the local engine). With a key"
+        ),
         "(AILAB_API_KEY), the same path on your own photo, 15 credits per new image:",
         "  python -m beauty_api retouch photo.jpg -o photo-retouched.png --smoothing 80 --filter Sakura",
     ]

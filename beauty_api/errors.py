@@ -53,10 +53,27 @@ class SubmitOutcomeUnknown(TransportError):
     """
 
 
+class ResumeFailed(BeautyError):
+    """A task paid earlier could not be resumed, and whether it still can be is unknown.
+
+    The message names the one command that forgets the task (`python -m beauty_api journal
+    forget TASK_ID`), for when the address that made it is gone for good.
+    """
+
+    def __init__(self, message: str, *, task_id: str) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+
+
+class NotSent(BeautyError):
+    """An image of a batch that was never sent: the batch stopped at an error no image could escape."""
+
+
 class BatchFailed(BeautyError):
     """Some images of a batch failed; the others succeeded and their paid results are kept (cached).
 
-    `failures` is a list of `(index, exception)` pairs, in batch order.
+    `failures` is a list of `(index, exception)` pairs, in batch order. Images that failed with
+    the same message share one line (a refused key is said once, not once per image).
     """
 
     def __init__(self, failures: list[tuple[int, BaseException]], total: int) -> None:
@@ -65,8 +82,40 @@ class BatchFailed(BeautyError):
         lines = [
             f"{len(failures)} of {total} image(s) failed; the others were kept and a re-run pays only for these:"
         ]
-        lines += [f"  image {index + 1}: {error}" for index, error in failures]  # people count from 1
+        lines += [
+            f"  {name_images(indices, offset=1)}: {text}"
+            for text, indices in group_by_message(failures).items()
+        ]
         super().__init__("\n".join(lines))
+
+
+def group_by_message(failures: list[tuple[int, BaseException]]) -> dict[str, list[int]]:
+    """Failed image indices by problem, in order of first appearance, keyed by the first one's text.
+
+    API errors with the same code and message are one problem although each answer has its own
+    request_id (the first one's ids are shown, for support).
+    """
+    texts: dict[object, str] = {}
+    groups: dict[str, list[int]] = {}
+    for index, error in failures:
+        text = texts.setdefault(_problem(error), str(error))
+        groups.setdefault(text, []).append(index)
+    return groups
+
+
+def _problem(error: BaseException) -> object:
+    if isinstance(error, ApiError) and not isinstance(error, TaskFailedError):
+        return (type(error), error.code, error.http_status, error.api_message, error.operation)
+    return str(error)
+
+
+def name_images(indices: list[int], offset: int = 0) -> str:
+    """'image 3' or 'images 3, 4, 5' (`offset` 1 for people counting from 1)."""
+    numbers = [str(index + offset) for index in indices]
+    if len(numbers) == 1:
+        return f"image {numbers[0]}"
+    shown = ", ".join(numbers[:10]) + (f" and {len(numbers) - 10} more" if len(numbers) > 10 else "")
+    return f"images {shown}"
 
 
 class ProtocolError(BeautyError):
@@ -210,6 +259,16 @@ CODE_TABLE: dict[str, CodeInfo] = {
         _SERVER,
     ),
 }
+
+# Categories no image of a batch can escape (the key is refused, the account has no credits or is
+# locked): the batch stops at the first one instead of paying the same refusal for every image.
+ACCOUNT_CATEGORIES = frozenset({"auth", "credits"})
+
+
+def is_account_error(error: BaseException) -> bool:
+    """True for an API refusal of the account itself, which every other image would get too."""
+    return isinstance(error, ApiError) and error.category in ACCOUNT_CATEGORIES
+
 
 # Codes that mean "slow down": the adaptive concurrency limiter listens for these.
 RATE_LIMIT_CODES = frozenset(code for code, info in CODE_TABLE.items() if info.category == "rate_limit")

@@ -21,119 +21,35 @@ because that is the one case where a later re-run may pay again.
 from __future__ import annotations
 
 import logging
-import os
-import secrets
-import socket
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from .clock import DEFAULT_CLOCK, CancelCheck, Clock, sleep_interruptibly
 from .errors import DeadlineExceeded, InvalidParameterError
+from .journal_claims import (
+    CLAIM_TIMEOUT,
+    RESUME,
+    SUBMIT,
+    WAIT,
+    Claim,
+    claim_is_stale,
+    new_owner,
+    owner_is_dead,
+)
+from .journal_rows import COLUMNS as _COLUMNS
+from .journal_rows import JournalEntry, create_schema, entry_from_row
 from .private_store import PrivateSqlite
+
+# Re-exported: callers import the journal's whole vocabulary from here.
+__all__ = ["CLAIM_TIMEOUT", "RESUME", "SUBMIT", "WAIT", "Claim", "JournalEntry", "TaskJournal"]
+__all__ += ["new_owner", "owner_is_dead"]
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 TASK_LIFETIME = 24 * 3600.0
-CLAIM_TIMEOUT = 180.0
-
-SUBMIT = "submit"
-RESUME = "resume"
-WAIT = "wait"
-
-STATES = ("submitting", "submitted", "result", "done")
-
-_COLUMNS = "fingerprint, state, task_id, owner, claimed_at, submitted_at, result_url, request_id, updated_at"
-
-
-def _create_schema(conn: sqlite3.Connection) -> None:
-    conn.execute(
-        """
-        CREATE TABLE IF NOT EXISTS tasks (
-            fingerprint  TEXT PRIMARY KEY,
-            state        TEXT NOT NULL CHECK (state IN ('submitting', 'submitted', 'result', 'done')),
-            task_id      TEXT,
-            owner        TEXT NOT NULL DEFAULT '',
-            claimed_at   REAL NOT NULL,
-            submitted_at REAL,
-            result_url   TEXT,
-            request_id   TEXT NOT NULL DEFAULT '',
-            updated_at   REAL NOT NULL
-        )
-        """
-    )
-
-
-@dataclass(frozen=True)
-class Claim:
-    """What the caller of `claim()` must do now.
-
-    action: "submit" (you own the claim: submit, then `record_submitted`, or `release` if the
-    submit failed before a task existed), "resume" (poll `task_id`, or download `result_url`
-    when set: already paid), or "wait" (another live owner is submitting: claim again shortly).
-    """
-
-    action: str
-    task_id: str | None = None
-    result_url: str | None = field(default=None, repr=False)  # may carry a signed token
-    submitted_at: float | None = None
-
-
-@dataclass(frozen=True)
-class JournalEntry:
-    """One journal row. Times are wall-clock seconds (the journal's time_source)."""
-
-    fingerprint: str
-    state: str
-    task_id: str | None
-    owner: str
-    claimed_at: float
-    submitted_at: float | None
-    result_url: str | None = field(repr=False)
-    request_id: str
-    updated_at: float
-    expires_at: float  # after this the row counts as absent (the task's results are gone)
-
-
-def new_owner() -> str:
-    """A claim owner for this process: `host:pid:nonce`, so a dead owner on this host can be detected."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-def owner_is_dead(owner: str) -> bool:
-    """True only when `owner` names a process on this host that no longer runs.
-
-    Another host, an unparsable owner or a platform without a cheap liveness check count as
-    alive: a live owner is only ever taken over after `claim_timeout`, never on a guess.
-    """
-    parts = owner.rsplit(":", 2)
-    if len(parts) != 3:
-        return False
-    host, pid_text, _ = parts
-    if host != socket.gethostname():
-        return False
-    try:
-        pid = int(pid_text)
-    except ValueError:
-        return False
-    if pid <= 0 or pid == os.getpid():
-        return False
-    return not _pid_alive(pid)
-
-
-def _pid_alive(pid: int) -> bool:
-    if os.name != "posix":
-        return True  # os.kill(pid, 0) would terminate the process on Windows; rely on claim_timeout
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # EPERM: it exists, it is just not ours
-    return True
 
 
 class TaskJournal:
@@ -164,7 +80,7 @@ class TaskJournal:
         self._db = PrivateSqlite(
             self.path,
             version=SCHEMA_VERSION,
-            setup=_create_schema,
+            setup=create_schema,
             label="task journal",
             synchronous="FULL",  # a recorded task id must survive a power cut, not only a crash
         )
@@ -229,11 +145,28 @@ class TaskJournal:
             return Claim(SUBMIT)
 
     def _stale(self, entry: JournalEntry, now: float) -> bool:
-        age = now - entry.claimed_at
-        # A clock set back by more than the timeout must not freeze a claim forever.
-        if age > self.claim_timeout or age < -self.claim_timeout:
-            return True
-        return owner_is_dead(entry.owner)
+        return claim_is_stale(entry.claimed_at, entry.owner, now, self.claim_timeout)
+
+    def heartbeat(self, fingerprint: str, owner: str) -> bool:
+        """Our 'submitting' claim is still alive: move its time to now. True when it is still ours.
+
+        The submitter calls this while its submit is retrying (journal_claims.HEARTBEAT_SECONDS),
+        so a submit that outlives `claim_timeout` (long Retry-After waits, a slow upload) is never
+        taken over by another process while its owner lives.
+        """
+        _require(fingerprint, "fingerprint")
+        _require(owner, "owner")
+
+        def op() -> bool:
+            with self._db.write() as conn:
+                cursor = conn.execute(
+                    "UPDATE tasks SET claimed_at = ?, updated_at = ?"
+                    " WHERE fingerprint = ? AND state = 'submitting' AND owner = ?",
+                    (self._now(), self._now(), fingerprint, owner),
+                )
+                return cursor.rowcount > 0
+
+        return self._db.run(op, fallback=False, what="keep a claim alive")
 
     def wait_for_claim(
         self,
@@ -383,6 +316,23 @@ class TaskJournal:
 
         return self._db.run(op, fallback=False, what="forget a task")
 
+    def forget_matching(self, what: str | None) -> int:
+        """Drop every row (`what` None), or the rows whose task id is `what` or whose fingerprint
+        starts with it (at least 8 characters); returns how many. For `journal forget`."""
+
+        def op() -> int:
+            with self._db.write() as conn:
+                if what is None:
+                    return conn.execute("DELETE FROM tasks").rowcount
+                if len(what) < 8:
+                    return conn.execute("DELETE FROM tasks WHERE task_id = ?", (what,)).rowcount
+                return conn.execute(
+                    "DELETE FROM tasks WHERE task_id = ? OR substr(fingerprint, 1, ?) = ?",
+                    (what, len(what), what.lower()),
+                ).rowcount
+
+        return self._db.run(op, fallback=0, what="forget tasks")
+
     # -- reading and housekeeping ------------------------------------------------------------
 
     def get(self, fingerprint: str) -> JournalEntry | None:
@@ -425,20 +375,7 @@ class TaskJournal:
         return self._db.run(op, fallback=0, what="purge expired rows")
 
     def _entry(self, row: tuple) -> JournalEntry:
-        fingerprint, state, task_id, owner, claimed_at, submitted_at, result_url, request_id, updated_at = row
-        born = submitted_at if submitted_at is not None else claimed_at
-        return JournalEntry(
-            fingerprint=fingerprint,
-            state=state,
-            task_id=task_id,
-            owner=owner or "",
-            claimed_at=float(claimed_at),
-            submitted_at=None if submitted_at is None else float(submitted_at),
-            result_url=result_url,
-            request_id=request_id or "",
-            updated_at=float(updated_at),
-            expires_at=float(born) + self.task_lifetime,
-        )
+        return entry_from_row(row, self.task_lifetime)
 
 
 def _require(value: object, name: str) -> None:

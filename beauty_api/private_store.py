@@ -113,7 +113,8 @@ class PrivateSqlite:
 
     `setup(conn)` creates the schema in a fresh file (called inside BEGIN IMMEDIATE when
     user_version is 0). `on_reset()` runs after a damaged file was replaced by an empty one
-    (the cache drops its now-unindexed blobs there).
+    (the cache drops its now-unindexed blobs there). `migrate(conn, old_version)` brings a file
+    of an older schema up to `version` (same transaction; without it, only the number changes).
     """
 
     def __init__(
@@ -126,6 +127,7 @@ class PrivateSqlite:
         synchronous: str = "NORMAL",
         busy_timeout: float = 15.0,
         on_reset: Callable[[], None] | None = None,
+        migrate: Callable[[sqlite3.Connection, int], None] | None = None,
     ) -> None:
         self.path = Path(path)
         self.version = version
@@ -134,6 +136,7 @@ class PrivateSqlite:
         self._synchronous = synchronous
         self._busy_timeout = busy_timeout
         self._on_reset = on_reset
+        self._migrate = migrate
         self._lock = threading.Lock()
         self._ready = False
         self._complained = False
@@ -203,6 +206,11 @@ class PrivateSqlite:
                     found = conn.execute("PRAGMA user_version").fetchone()[0]
                     if found == 0:
                         self._setup(conn)
+                        conn.execute(f"PRAGMA user_version={int(self.version)}")
+                    elif found < self.version:
+                        self._setup(conn)
+                        if self._migrate is not None:
+                            self._migrate(conn, found)
                         conn.execute(f"PRAGMA user_version={int(self.version)}")
                     elif found > self.version:
                         self.usable = False

@@ -2,7 +2,8 @@
 
 Layout under the cache directory:
     index.sqlite3            request key (fingerprint) -> blob sha256, size, times, small JSON meta
-    blobs/<sha[:2]>/<sha>    the result bytes, content-addressed (two keys, one file)
+    blobs/<sha[:2]>/<sha>    the result bytes, content-addressed (two keys, one file; cache_blobs.py)
+    last-sweep               its age says when orphan and temp files were last swept (on open, hourly)
 
 Blobs are written to a temp file and `os.replace`d into place, so a reader never sees half a
 file; every read verifies the sha256, so a damaged blob is a miss (and is dropped), never
@@ -12,18 +13,13 @@ entry was created. Several threads and processes may share one cache: the index 
 concurrent `put` of the same content never loses its file.
 
 Result URLs are not stored (they may carry a signed token, and the bytes are what matters),
-nor anything that looks like a secret. Failures are logged and never break a retouch.
+nor anything that looks like a secret (cache_meta.py). Failures are logged and never break a retouch.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import logging
-import math
-import os
-import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
@@ -31,20 +27,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .cache_blobs import BlobStore
+from .cache_meta import dump_meta, load_meta
 from .errors import InvalidParameterError
 from .private_store import PrivateSqlite, ensure_private_dir
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+# 2: fingerprints include the API address (fingerprint.py v2). Entries of schema 1 cannot say
+# which address paid for them, so they are dropped when the index is first opened (their blobs
+# go with the next sweep), never served for another address.
+SCHEMA_VERSION = 2
 INDEX_FILE = "index.sqlite3"
 BLOBS_DIR = "blobs"
+SWEEP_MARKER = "last-sweep"
+SWEEP_INTERVAL = 3600.0  # opening the cache sweeps orphan and temp files at most this often
 DEFAULT_MAX_BYTES = 2 * 1024**3
 DEFAULT_MAX_AGE = 30 * 24 * 3600.0
-MAX_META_BYTES = 4096
-_TMP_PREFIX = ".tmp-"
-_STALE_TMP_SECONDS = 3600.0
-_SECRET_WORDS = ("key", "token", "secret", "password", "authorization", "signature", "url", "cookie")
 
 
 def _create_schema(conn: sqlite3.Connection) -> None:
@@ -62,6 +61,12 @@ def _create_schema(conn: sqlite3.Connection) -> None:
     )
     conn.execute("CREATE INDEX IF NOT EXISTS entries_sha256 ON entries (sha256)")
     conn.execute("CREATE INDEX IF NOT EXISTS entries_last_used ON entries (last_used_at)")
+
+
+def _drop_unaddressed_entries(conn: sqlite3.Connection, old_version: int) -> None:
+    """Schema 1 keys did not include the API address: drop them (see SCHEMA_VERSION)."""
+    if old_version < 2:
+        conn.execute("DELETE FROM entries")
 
 
 @dataclass(frozen=True)
@@ -112,20 +117,22 @@ class ResultCache:
         self.max_bytes = max_bytes
         self.max_age = float(max_age)
         self._now = time_source
-        self._blobs = self.directory / BLOBS_DIR
         ensure_private_dir(self.directory)
-        ensure_private_dir(self._blobs)
+        self._blobs = BlobStore(self.directory / BLOBS_DIR)
         self._db = PrivateSqlite(
             self.directory / INDEX_FILE,
             version=SCHEMA_VERSION,
             setup=_create_schema,
             label="result cache index",
-            on_reset=lambda: self._drop_all_blobs(keep_fresh_tmp=True),
+            on_reset=lambda: self._blobs.drop_all(keep_fresh_tmp=True),
+            migrate=_drop_unaddressed_entries,
         )
         try:
             self._db.open()
         except sqlite3.Error as error:
             log.warning("The result cache index at %s cannot be opened (%s).", self._db.path, error)
+        else:
+            self._sweep_if_due()
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -144,32 +151,25 @@ class ResultCache:
             if now - created_at > self.max_age:
                 self._drop_key(key)
                 return None
-            data = self._read_verified(sha)
+            data = self._blobs.read_verified(sha)
             if data is None:
                 data = self._drop_damaged(sha)
                 if data is None:
                     return None
             with self._db.write() as conn:
                 conn.execute("UPDATE entries SET last_used_at = ? WHERE key = ?", (now, key))
-            return CachedResult(key, data, _load_meta(meta_text), sha, float(created_at), now)
+            return CachedResult(key, data, load_meta(meta_text), sha, float(created_at), now)
 
         return self._db.run(op, fallback=None, what="read the result cache")
-
-    def _read_verified(self, sha: str) -> bytes | None:
-        try:
-            data = self._blob_path(sha).read_bytes()
-        except OSError:
-            return None
-        return data if hashlib.sha256(data).hexdigest() == sha else None
 
     def _drop_damaged(self, sha: str) -> bytes | None:
         """Under the write lock: look again (a concurrent put may have repaired it), else drop it."""
         with self._db.write() as conn:
-            data = self._read_verified(sha)
+            data = self._blobs.read_verified(sha)
             if data is not None:
                 return data
             count = conn.execute("DELETE FROM entries WHERE sha256 = ?", (sha,)).rowcount
-            self._unlink(sha)
+            self._blobs.unlink(sha)
         log.warning(
             "A cached result file was damaged or missing (sha256 %s, %d entr%s); it was dropped and "
             "will be fetched again.",
@@ -205,14 +205,14 @@ class ResultCache:
             )
             return
         sha = hashlib.sha256(data).hexdigest()
-        meta_text = _dump_meta(meta or {})
+        meta_text = dump_meta(meta or {})
 
         def op() -> None:
-            if not self._blob_ok(sha, len(data)):
-                self._write_blob(sha, data)  # outside the lock: the slow part
+            if not self._blobs.has(sha, len(data)):
+                self._blobs.write(sha, data)  # outside the lock: the slow part
             with self._db.write() as conn:
-                if not self._blob_ok(sha, len(data)):
-                    self._write_blob(sha, data)  # evicted meanwhile by another process
+                if not self._blobs.has(sha, len(data)):
+                    self._blobs.write(sha, data)  # evicted meanwhile by another process
                 now = self._now()
                 old = conn.execute("SELECT sha256 FROM entries WHERE key = ?", (key,)).fetchone()
                 conn.execute(
@@ -226,40 +226,10 @@ class ResultCache:
 
         self._db.run(op, fallback=None, what="store a result in the cache")
 
-    def _blob_path(self, sha: str) -> Path:
-        return self._blobs / sha[:2] / sha
-
-    def _blob_ok(self, sha: str, size: int) -> bool:
-        try:
-            return self._blob_path(sha).stat().st_size == size
-        except OSError:
-            return False
-
-    def _write_blob(self, sha: str, data: bytes) -> None:
-        target = self._blob_path(sha)
-        ensure_private_dir(self._blobs)
-        ensure_private_dir(target.parent)
-        tmp = target.parent / f"{_TMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
-        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_BINARY", 0), 0o600)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-
-    def _unlink(self, sha: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self._blob_path(sha).unlink()
-
     def _unlink_if_unreferenced(self, conn: sqlite3.Connection, sha: str) -> bool:
         """Delete a blob no entry points to. Call inside a write transaction (see the module doc)."""
         if conn.execute("SELECT 1 FROM entries WHERE sha256 = ? LIMIT 1", (sha,)).fetchone() is None:
-            self._unlink(sha)
+            self._blobs.unlink(sha)
             return True
         return False
 
@@ -306,25 +276,33 @@ class ResultCache:
                     drop(key, sha)
             conn.executemany("DELETE FROM entries WHERE key = ?", [(key,) for key in doomed])
             for sha in unreferenced:
-                self._unlink(sha)
+                self._blobs.unlink(sha)
         return len(doomed)
 
     def _sweep_orphans(self) -> int:
-        """Blob files no entry points to, and temp files left by a crashed writer."""
-        removed = 0
+        """Blob files no entry points to, and temp files left by a killed writer; returns files removed."""
         with self._db.write() as conn:
             known = {row[0] for row in conn.execute("SELECT DISTINCT sha256 FROM entries")}
-            now = time.time()
-            for sub in _listdir(self._blobs):
-                for path in _listdir(sub):
-                    name = path.name
-                    stale_tmp = name.startswith(_TMP_PREFIX) and now - _mtime(path) > _STALE_TMP_SECONDS
-                    orphan = not name.startswith(_TMP_PREFIX) and name not in known
-                    if stale_tmp or orphan:
-                        with contextlib.suppress(OSError):
-                            path.unlink()
-                            removed += 1
+            removed = self._blobs.sweep(known)
+        self._mark_swept()
         return removed
+
+    def _sweep_if_due(self) -> None:
+        """On open, sweep at most once per SWEEP_INTERVAL (a marker file's age says when it last ran)."""
+        try:
+            last = (self.directory / SWEEP_MARKER).stat().st_mtime
+        except OSError:
+            last = 0.0
+        if abs(time.time() - last) >= SWEEP_INTERVAL:
+            self._db.run(self._sweep_orphans, fallback=0, what="remove orphaned cache files")
+
+    def _mark_swept(self) -> None:
+        marker = self.directory / SWEEP_MARKER
+        try:
+            marker.touch(mode=0o600)
+            marker.touch()  # an existing marker gets a new time
+        except OSError as error:
+            log.debug("Could not mark the cache as swept (%s).", error)
 
     # -- whole cache -------------------------------------------------------------------------
 
@@ -343,28 +321,16 @@ class ResultCache:
         return CacheStats(count, total, self.directory, self.max_bytes, self.max_age)
 
     def clear(self) -> int:
-        """Remove every entry and blob; returns how many entries there were."""
+        """Remove every entry, blob and leftover file (stale temp files too); returns how many entries there were."""
 
         def op() -> int:
             with self._db.write() as conn:
                 count = conn.execute("DELETE FROM entries").rowcount
-                self._drop_all_blobs(keep_fresh_tmp=True)
+                self._blobs.drop_all(keep_fresh_tmp=True)
+            self._mark_swept()
             return count
 
         return self._db.run(op, fallback=0, what="clear the result cache")
-
-    def _drop_all_blobs(self, *, keep_fresh_tmp: bool = False) -> None:
-        """Every blob goes (after the index was rebuilt empty, none is reachable any more)."""
-        now = time.time()
-        for sub in _listdir(self._blobs):
-            for path in _listdir(sub):
-                fresh_tmp = path.name.startswith(_TMP_PREFIX) and now - _mtime(path) <= _STALE_TMP_SECONDS
-                if keep_fresh_tmp and fresh_tmp:
-                    continue  # another process is writing it right now
-                with contextlib.suppress(OSError):
-                    path.unlink()
-            with contextlib.suppress(OSError):
-                sub.rmdir()  # only when empty
 
 
 class NullCache:
@@ -387,58 +353,3 @@ class NullCache:
 
     def evict(self) -> int:
         return 0
-
-
-# -- helpers -----------------------------------------------------------------------------------
-
-
-def _listdir(path: Path) -> list[Path]:
-    try:
-        return list(path.iterdir())
-    except OSError:
-        return []
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
-def _looks_secret(name: str) -> bool:
-    lowered = name.lower()
-    return any(word in lowered for word in _SECRET_WORDS)
-
-
-def _clean(value: Any) -> Any:
-    """JSON-friendly copy of `value` without URL-looking strings or secret-looking keys."""
-    if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in value.items() if not _looks_secret(str(k)) and not _is_url(v)}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value if not _is_url(v)]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
-
-
-def _is_url(value: Any) -> bool:
-    return isinstance(value, str) and value.strip().lower().startswith(("http://", "https://"))
-
-
-def _dump_meta(meta: Mapping[str, Any]) -> str:
-    text = json.dumps(_clean(meta), sort_keys=True, default=str)
-    if len(text.encode()) > MAX_META_BYTES:
-        log.warning("Cache metadata of %d bytes is too large; stored without metadata.", len(text))
-        return "{}"
-    return text
-
-
-def _load_meta(text: str) -> dict[str, Any]:
-    try:
-        meta = json.loads(text)
-    except ValueError:
-        return {}
-    return meta if isinstance(meta, dict) else {}

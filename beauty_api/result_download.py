@@ -17,6 +17,7 @@ from requests import exceptions as rex
 from .clock import CancelCheck, Deadline
 from .clock import check_cancel as raise_if_cancelled
 from .errors import DeadlineExceeded, ResultDownloadError, ResultExpired
+from .http_wait import send_cancellably
 from .network_failures import describe_url, failure_reason, is_retryable_failure, proxies_for
 from .protocol import KEY_HEADER
 from .retry_policy import MIN_ATTEMPT_SECONDS, RetryableFailure, RetryHook, parse_retry_after
@@ -28,7 +29,7 @@ CHUNK_BYTES = 64 * 1024
 EXPIRED_STATUSES = (403, 404, 410)
 TRANSIENT_STATUSES = (408, 425, 429, 500, 502, 503, 504)
 
-log = logging.getLogger("beauty_api")
+log = logging.getLogger(__name__)
 
 
 def download_result(
@@ -39,6 +40,7 @@ def download_result(
     max_bytes: int,
     check_cancel: CancelCheck | None = None,
     on_retry: RetryHook | None = None,
+    attempts: int | None = None,
 ) -> bytes:
     """The bytes at a result URL, without the API key, streamed and capped at `max_bytes`.
 
@@ -56,6 +58,7 @@ def download_result(
         min_time=MIN_ATTEMPT_SECONDS,
         check_cancel=check_cancel,
         on_retry=on_retry,
+        attempts=attempts,
     )
 
 
@@ -69,9 +72,9 @@ def _fetch(
     attempt: int,
 ) -> bytes | RetryableFailure:
     where = describe_url(url)
-    failure: RetryableFailure | None = None
-    try:
-        response = transport.session.get(
+    # Free and safe to abandon: the wait for the answer gives up within 0.05 s of a Cancel.
+    response, exc = send_cancellably(
+        lambda: transport.session.get(
             url,
             # None values mean "unset" to requests (sessions.merge_setting); its annotations omit them.
             headers=_download_headers(),  # type: ignore[arg-type]
@@ -79,10 +82,13 @@ def _fetch(
             stream=True,
             allow_redirects=True,
             proxies=proxies_for(url),  # type: ignore[arg-type]
-        )
-    except rex.RequestException as exc:
+        ),
+        hook,
+    )
+    if response is None:
+        assert exc is not None  # send_cancellably returns a response or a failure
         failure = _download_failure(transport, exc, where, attempt)
-    if failure is not None:
+        exc = None
         return failure
     with response:
         log.debug("GET %s -> HTTP %d (attempt %d)", where, response.status_code, attempt)

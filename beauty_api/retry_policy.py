@@ -79,6 +79,11 @@ def _finite(value: object) -> bool:
     )
 
 
+# The longest Retry-After honoured (as ComfyUI core caps it): a server asking for an hour must not
+# hold a batch, or a journal claim, that long; one more attempt after 150 s is cheap (refusals are free).
+MAX_RETRY_AFTER = 150.0
+
+
 def parse_retry_after(value: str | None, *, now: float) -> float | None:
     """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date (`now` = Unix time)."""
     if not value or not value.strip():

@@ -43,6 +43,7 @@ from .errors import (
     TaskFailedError,
     TransportError,
 )
+from .http_wait import send_cancellably
 from .network_failures import (
     describe_url,
     failure_reason,
@@ -55,6 +56,7 @@ from .network_failures import (
 from .protocol import KEY_HEADER, check_answer
 from .result_download import download_result
 from .retry_policy import (
+    MAX_RETRY_AFTER,
     MIN_ATTEMPT_SECONDS,
     MIN_SUBMIT_SECONDS,
     RetryableFailure,
@@ -68,7 +70,7 @@ POOL_SIZE = 16  # connections kept per host; the batch layer runs a few requests
 
 T = TypeVar("T")
 
-log = logging.getLogger("beauty_api")
+log = logging.getLogger(__name__)
 
 # Reads one answer (HTTP status, body) into its JSON object, or raises what it means.
 AnswerReader = Callable[[int, bytes], dict[str, Any]]
@@ -94,6 +96,7 @@ class Transport:
             raise TypeError("Transport needs a config.ApiKey (resolve_api_key() makes one)")
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
+        self._owns_session = session is None
         self.session = session if session is not None else _default_session()
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
@@ -105,6 +108,11 @@ class Transport:
 
     def __repr__(self) -> str:
         return f"Transport(base_url={self.base_url!r})"
+
+    def close(self) -> None:
+        """Close the connection pool, if this transport made it (a session passed in is the caller's)."""
+        if self._owns_session:
+            self.session.close()
 
     # -- API calls ----------------------------------------------------------------------------
 
@@ -122,11 +130,14 @@ class Transport:
         check_cancel: CancelCheck | None = None,
         on_retry: RetryHook | None = None,
         read_answer: AnswerReader | None = None,
+        read_timeout: float | None = None,
     ) -> dict[str, Any]:
         """One API request with retries; returns the JSON object of the successful answer.
 
         `files` values must be bytes-based tuples, so every attempt rebuilds the multipart body.
         `read_answer` replaces protocol.check_answer (the task query uses check_query_answer).
+        `read_timeout` replaces the transport's own for this call (a sync retouch answers only
+        when processing is over, so it waits as long as the user's timeout allows).
         """
         if read_answer is None:
 
@@ -134,20 +145,33 @@ class Transport:
                 return check_answer(status, body, operation=operation)
 
         url = self.base_url + path
+        read_limit = self.read_timeout if read_timeout is None else read_timeout
         min_time = (
             MIN_ATTEMPT_SECONDS
             if safe_to_retry
-            else max(MIN_ATTEMPT_SECONDS, min(self.read_timeout, MIN_SUBMIT_SECONDS))
+            else max(MIN_ATTEMPT_SECONDS, min(read_limit, MIN_SUBMIT_SECONDS))
         )
         return self.retrying(
             lambda timeout, attempt: self._attempt(
-                method, url, params, data, files, operation, timeout, safe_to_retry, attempt, read_answer
+                method,
+                url,
+                params,
+                data,
+                files,
+                operation,
+                timeout,
+                safe_to_retry,
+                attempt,
+                read_answer,
+                # A request safe to resend is also safe to abandon on Cancel; a submit never is.
+                check_cancel if safe_to_retry else None,
             ),
             operation=operation,
             deadline=deadline,
             min_time=min_time,
             check_cancel=check_cancel,
             on_retry=on_retry,
+            read_timeout=read_limit,
         )
 
     def retrying(
@@ -159,26 +183,30 @@ class Transport:
         min_time: float,
         check_cancel: CancelCheck | None,
         on_retry: RetryHook | None,
+        read_timeout: float | None = None,
+        attempts: int | None = None,
     ) -> T:
         """The one retry loop: attempt, and on a retryable failure back off, inside the deadline.
 
         `attempt_once(timeout, attempt)` returns its result, returns a RetryableFailure worth retrying,
-        or raises what is final.
+        or raises what is final. `read_timeout` (default: the transport's) is clipped by the deadline;
+        `attempts` (default: the retry settings') bounds the attempts.
         """
         last: BaseException | None = None
-        for attempt in range(1, self.retry.max_attempts + 1):
+        max_attempts = attempts if attempts is not None else self.retry.max_attempts
+        for attempt in range(1, max_attempts + 1):
             _check(check_cancel)
-            timeout = self._timeout(deadline, min_time)
+            timeout = self._timeout(deadline, min_time, read_timeout)
             if timeout is None:
                 raise last if last is not None else _no_time(operation, deadline)
             outcome = attempt_once(timeout, attempt)
             if not isinstance(outcome, RetryableFailure):
                 return outcome
             last = outcome.error
-            delay = self._next_delay(attempt, outcome.retry_after, deadline, min_time)
+            delay = self._next_delay(attempt, outcome.retry_after, deadline, min_time, max_attempts)
             if delay is None:
                 raise last
-            event = RetryEvent(operation, last, attempt, self.retry.max_attempts, delay)
+            event = RetryEvent(operation, last, attempt, max_attempts, delay)
             self._pause(event, on_retry, check_cancel)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -194,11 +222,17 @@ class Transport:
         safe_to_retry: bool,
         attempt: int,
         read_answer: AnswerReader,
+        abandon_on_cancel: CancelCheck | None = None,
     ) -> dict[str, Any] | RetryableFailure:
-        """Send once: the answer's JSON, or a retryable failure; anything final is raised."""
+        """Send once: the answer's JSON, or a retryable failure; anything final is raised.
+
+        With `abandon_on_cancel`, the wait for the answer gives up within 0.05 s of a Cancel
+        (http_wait.py). The requests exception of a failure comes back as a value, so nothing
+        raised below has it as __context__.
+        """
         started = self.clock.monotonic()
-        try:
-            response = self.session.request(
+        response, failure = send_cancellably(
+            lambda: self.session.request(
                 method,
                 url,
                 params=params,
@@ -209,12 +243,22 @@ class Transport:
                 allow_redirects=False,
                 # None values mean "no proxy" to requests (sessions.merge_setting); its annotations omit them.
                 proxies=proxies_for(url),  # type: ignore[arg-type]
-            )
-        except rex.RequestException as exc:
+            ),
+            abandon_on_cancel,
+        )
+        if response is None:
+            # A requests exception holds the sent headers (the key) in `.request.headers`, and its
+            # chain holds http.client frames whose locals are the raw request: it never becomes
+            # part of an exception that leaves this package (no __cause__, no __context__, no local).
+            assert failure is not None  # send_cancellably returns a response or a failure
             log.debug(
-                "%s %s failed: %s (attempt %d)", method, describe_url(url), failure_reason(exc), attempt
+                "%s %s failed: %s (attempt %d)", method, describe_url(url), failure_reason(failure), attempt
             )
-            return RetryableFailure(self._network_failure(exc, operation, attempt, safe_to_retry))
+            error, final = self._network_failure(failure, operation, attempt, safe_to_retry)
+            failure = None
+            if final:
+                raise error
+            return RetryableFailure(error)
         log.debug(
             "%s %s -> HTTP %d (attempt %d, %.2f s)",
             method,
@@ -241,26 +285,26 @@ class Transport:
 
     def _network_failure(
         self, exc: rex.RequestException, operation: str, attempt: int, safe_to_retry: bool
-    ) -> TransportError:
-        """The error for a request that got no answer; raised here when it must not be retried."""
+    ) -> tuple[TransportError, bool]:
+        """The error for a request that got no answer, and whether it is final (not to be retried).
+
+        Built from secret-free facts about `exc` only; the caller raises it after dropping `exc`.
+        """
         reason = failure_reason(exc)
         if not safe_to_retry and not never_sent(exc):
-            raise self._unknown_outcome(operation, reason) from exc
+            return self._unknown_outcome(operation, reason), True
         if is_certificate_error(exc):
-            raise TransportError(
+            return TransportError(
                 f"The Face Beauty Pro API at {self.host} presented a TLS certificate this machine does not "
                 "trust. If a company proxy inspects HTTPS, point REQUESTS_CA_BUNDLE at its CA certificate; "
                 f"otherwise check {ENV_BASE_URL} (now {self.base_url})."
-            ) from exc
+            ), True
         error = TransportError(
             f"Could not reach the Face Beauty Pro API at {self.host} for the {operation} ({reason}; attempt "
             f"{attempt} of {self.retry.max_attempts}). Check the network connection and any proxy "
             f"(HTTPS_PROXY / NO_PROXY), and {ENV_BASE_URL} (now {self.base_url})."
         )
-        error.__cause__ = exc
-        if not is_retryable_failure(exc):
-            raise error
-        return error
+        return error, not is_retryable_failure(exc)
 
     def _unknown_outcome(self, operation: str, reason: str) -> SubmitOutcomeUnknown:
         return SubmitOutcomeUnknown(
@@ -289,35 +333,51 @@ class Transport:
         max_bytes: int,
         check_cancel: CancelCheck | None = None,
         on_retry: RetryHook | None = None,
+        attempts: int | None = None,
     ) -> bytes:
         """The bytes at a result URL, without the API key, capped at `max_bytes` (see result_download.py)."""
         return download_result(
-            self, url, deadline=deadline, max_bytes=max_bytes, check_cancel=check_cancel, on_retry=on_retry
+            self,
+            url,
+            deadline=deadline,
+            max_bytes=max_bytes,
+            check_cancel=check_cancel,
+            on_retry=on_retry,
+            attempts=attempts,
         )
 
     # -- timing -------------------------------------------------------------------------------
 
-    def _timeout(self, deadline: Deadline, min_time: float) -> tuple[float, float] | None:
+    def _timeout(
+        self, deadline: Deadline, min_time: float, read_timeout: float | None = None
+    ) -> tuple[float, float] | None:
         """(connect, read) timeouts inside the deadline, or None when too little time is left."""
         remaining = deadline.remaining()
         if remaining < min_time:
             return None
-        return min(self.connect_timeout, remaining), min(self.read_timeout, remaining)
+        read = self.read_timeout if read_timeout is None else read_timeout
+        return min(self.connect_timeout, remaining), min(read, remaining)
 
     def _next_delay(
-        self, attempt: int, retry_after: float | None, deadline: Deadline, min_time: float
+        self,
+        attempt: int,
+        retry_after: float | None,
+        deadline: Deadline,
+        min_time: float,
+        max_attempts: int | None = None,
     ) -> float | None:
         """Seconds to sleep before the next attempt, or None when no attempt fits any more.
 
         Backoff is clipped so one more attempt still fits in the deadline. A Retry-After longer
         than the time left ends the retries at once: trying earlier than asked would be refused.
         """
-        if attempt >= self.retry.max_attempts:
+        if attempt >= (max_attempts if max_attempts is not None else self.retry.max_attempts):
             return None
         budget = deadline.remaining() - min_time
         if budget <= 0:
             return None
         if retry_after is not None:
+            retry_after = min(retry_after, MAX_RETRY_AFTER)
             return retry_after if retry_after <= budget else None
         return min(self.retry.backoff(attempt, self.rng), budget)
 

@@ -34,6 +34,8 @@ def _isolate_from_user_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     state_dir = tmp_path / "face_beauty_state"
     state_dir.mkdir()
     monkeypatch.setenv("FACE_BEAUTY_STATE_DIR", str(state_dir))
+    # Emulators answer with the fast stand-in effect unless a test asks for the local engine.
+    monkeypatch.setenv("FACE_BEAUTY_EMULATOR_EFFECT", "stand-in")
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import pytest
 from pipeline_helpers import FAST, make_backend, portraits, sample_portrait
 
 from beauty_api.backend import ApiBackend, RetouchOptions
+from beauty_api.clock import FakeClock
 from beauty_api.codec import SourceImage, decode_image
 from beauty_api.errors import ConfigurationError, ImageError, RetouchCancelled, TaskFailedError
 from beauty_api.params import BeautyParams
@@ -51,6 +52,23 @@ def test_cache_survives_a_new_backend_like_a_restart(emulator, state, photo) -> 
     assert again.origin == "cached" and emulator.stats.tasks_created == 1
 
 
+@pytest.mark.parametrize("cache", [True, False])
+def test_a_result_from_one_api_address_is_never_served_for_another(
+    make_emulator, state, photo, cache
+) -> None:
+    # E.g. the emulator first, then the real API: neither the cache nor the journal may answer
+    # the second address with the first one's result or task.
+    first, second = make_emulator(), make_emulator()
+    make_backend(first.base_url, state, cache=cache).retouch(photo, BeautyParams())
+    other = make_backend(second.base_url, state, cache=cache).retouch(photo, BeautyParams())
+    assert (other.origin, other.credits_spent) == ("new", 15)
+    assert second.stats.tasks_created == 1
+    # The same address spelled differently is the same address.
+    again = make_backend(second.base_url.upper() + "/", state, cache=cache).retouch(photo, BeautyParams())
+    assert again.origin == ("cached" if cache else "resumed")
+    assert second.stats.tasks_created == 1
+
+
 def test_with_the_cache_off_a_rerun_resumes_the_recorded_task_instead_of_paying(
     emulator, state, photo
 ) -> None:
@@ -89,11 +107,18 @@ def test_sync_mode_returns_the_image_in_one_request(emulator, state, photo) -> N
 
 
 def test_progress_goes_through_the_stages_in_order(make_emulator, state, photo) -> None:
-    emulator = make_emulator(processing_seconds=0.1)
+    # The emulator's time moves only once "processing" was reported, so the poll that sees it can
+    # never be skipped by a slow scheduler (a wall-clock 0.1 s task was flaky on a busy machine).
+    emulator_time = FakeClock()
+    emulator = make_emulator(processing_seconds=5, time_source=emulator_time.monotonic)
     stages: list[str] = []
-    make_backend(emulator.base_url, state).retouch(
-        photo, BeautyParams(), on_progress=lambda p: stages.append(p.stage)
-    )
+
+    def seen(progress) -> None:
+        stages.append(progress.stage)
+        if progress.stage == "processing":
+            emulator_time.advance(5)
+
+    make_backend(emulator.base_url, state).retouch(photo, BeautyParams(), on_progress=seen)
     assert stages[:2] == ["encoding", "submitting"]
     assert "processing" in stages and stages[-2:] == ["downloading", "done"]
 
@@ -158,3 +183,20 @@ def _cache_keys(backend) -> list[str]:
 
     with sqlite3.connect(backend.cache.directory / "index.sqlite3") as conn:
         return [row[0] for row in conn.execute("SELECT key FROM entries")]
+
+
+def test_a_batch_cancelled_before_it_starts_encodes_and_sends_nothing(emulator, state, monkeypatch) -> None:
+    import beauty_api.backend as backend_module
+    from beauty_api.batch import retouch_batch
+
+    encoded: list[int] = []
+    real_encode = backend_module.encode_for_upload
+    monkeypatch.setattr(
+        backend_module, "encode_for_upload", lambda source: encoded.append(1) or real_encode(source)
+    )
+    images = portraits(sample_portrait(), 12)
+    with pytest.raises(RetouchCancelled):
+        retouch_batch(
+            make_backend(emulator.base_url, state), images, BeautyParams(), check_cancel=lambda: True
+        )
+    assert encoded == [] and emulator.stats.submits_received == 0

@@ -48,7 +48,7 @@ class ScriptedBackend:
                 self.rate_limit_first -= 1
         try:
             if limited and limiter is not None:
-                limiter.on_rate_limited(1.0)
+                limiter.on_rate_limited()
             end = time.monotonic() + self.delay
             while time.monotonic() < end:
                 if check_cancel is not None:

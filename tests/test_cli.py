@@ -158,6 +158,28 @@ def test_a_failing_image_is_reported_the_others_are_written_and_a_rerun_pays_not
     assert (after.tasks_created, after.credits_billed) == (before.tasks_created, before.credits_billed)
 
 
+def test_a_refused_key_stops_the_batch_and_is_said_once(emulator, tmp_path, sample_rgb):
+    sources = write_portraits(tmp_path / "in", sample_rgb, [f"p{n}.png" for n in range(8)])
+
+    done = run_cli(
+        "retouch",
+        *map(str, sources),
+        "-o",
+        str(tmp_path / "out"),
+        "--concurrency",
+        "1",
+        env=cli_env(tmp_path, emulator, key="not-the-emulator-key"),
+    )
+
+    assert done.returncode == 1
+    (line,) = error_lines(done.stderr)
+    assert "ERROR_USER_NOT_EXISTS" in line and "AILAB_API_KEY" in line
+    assert sum("ERROR_USER_NOT_EXISTS" in text for text in done.stderr.splitlines()) == 1
+    assert "not sent: images " in done.stderr and "nothing was paid" in done.stderr
+    assert "1 failed, 7 not sent; 0 credits spent" in done.stderr
+    assert emulator.stats.submits_received == 1
+
+
 @pytest.mark.parametrize(
     ("option", "value"),
     [("--enlarge-eye", "101"), ("--filter", "sakkura")],
@@ -370,3 +392,29 @@ def test_a_malformed_cache_setting_is_a_setup_error(tmp_path, capsys, monkeypatc
         main(["retouch", str(source), "-o", str(tmp_path / "out.png"), "--no-cache", "--timeout", "0"]) == 2
     )
     assert "FACE_BEAUTY_CACHE" not in capsys.readouterr().err  # --no-cache never reads it
+
+
+def test_journal_list_and_forget(emulator, tmp_path, sample_rgb, monkeypatch, capsys, empty_config):
+    monkeypatch.setenv("AILAB_API_KEY", EMULATOR_KEY)
+    monkeypatch.setenv("AILAB_API_BASE_URL", emulator.base_url)
+    sources = write_portraits(tmp_path / "in", sample_rgb, ["a.png", "b.png"])
+    assert (
+        main(["retouch", "--poll", "0.05", "--no-cache", *map(str, sources), "-o", str(tmp_path / "out")])
+        == 0
+    )
+    capsys.readouterr()
+
+    assert main(["journal", "list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert "(2 task(s))" in listed[0]
+    (first_task,) = {line.split("task ")[1].split()[0] for line in listed[1:2]}
+    fingerprint = listed[2].split()[0]
+
+    assert main(["journal", "forget", first_task]) == 0
+    assert main(["journal", "forget", fingerprint[:10]]) == 0
+    assert main(["journal", "forget", "no-such-task"]) == 1
+    assert main(["journal", "forget"]) == 2
+    capsys.readouterr()
+    assert main(["journal", "list"]) == 0
+    assert "(0 task(s))" in capsys.readouterr().out
+    assert main(["journal", "forget", "--all"]) == 0

@@ -286,6 +286,17 @@ def test_submit_sync(rsps, clock, result):
     assert fields["task_type"] == "sync" and fields["filter_type"] == "1"
 
 
+def test_sync_read_timeout_follows_the_users_timeout_not_the_60_s_default(rsps, clock):
+    # A sync request answers only when processing is over: a 60 s read timeout would turn slow
+    # processing into SubmitOutcomeUnknown (probably billed, not resumable).
+    rsps.add(responses.POST, SUBMIT_URL, json=ok(task_type="sync", result=base64.b64encode(PNG).decode()))
+    make(clock, timeout=900.0, read_timeout=60.0).submit_sync(Upload(), BeautyParams())
+    assert rsps.calls[0].request.req_kwargs["timeout"] == (10.0, 900.0)
+    rsps.add(responses.POST, SUBMIT_URL, json=ok(task_type="async", task_id="t-1"))
+    make(clock, timeout=900.0, read_timeout=60.0).submit(Upload(), BeautyParams())
+    assert rsps.calls[1].request.req_kwargs["timeout"] == (10.0, 60.0)  # async answers at once
+
+
 def test_submit_sync_answering_a_url_downloads_without_the_key(rsps, clock):
     rsps.add(responses.POST, SUBMIT_URL, json=ok(task_type="sync", data={"image_url": SIGNED}))
     rsps.add(responses.GET, CDN, body=PNG)
@@ -533,3 +544,15 @@ def test_the_key_is_in_no_error_and_no_log(rsps, clock, caplog, register):
         assert SECRET not in text
     for record in caplog.records:
         assert SECRET not in record.getMessage()
+
+
+def test_the_client_closes_the_session_it_made_but_never_one_it_was_given(clock):
+    with FaceBeautyClient(SECRET, BASE, clock=clock) as client:
+        own = client.transport.session
+        own.close = lambda: setattr(own, "was_closed", True)  # type: ignore[method-assign]
+    assert getattr(own, "was_closed", False)
+    given = requests.Session()
+    given.close = lambda: setattr(given, "was_closed", True)  # type: ignore[method-assign]
+    with FaceBeautyClient(SECRET, BASE, session=given, clock=clock):
+        pass
+    assert not getattr(given, "was_closed", False)

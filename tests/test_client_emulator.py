@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from beauty_api.client import ClientSettings, FaceBeautyClient
+from beauty_api.clock import FakeClock
 from beauty_api.errors import (
     ApiError,
     ResultExpired,
@@ -118,12 +119,21 @@ def test_every_result_shape(make_emulator, upload, result_location, status_locat
 
 
 def test_queued_then_processing_then_done(make_emulator, upload):
-    emu = make_emulator(queued_seconds=0.05, processing_seconds=0.05)
-    client = client_for(emu)
+    # The emulator's time moves only when the client has seen a state, so each poll sees exactly
+    # the next state whatever the scheduling or the poll schedule; the client sleeps on its own
+    # FakeClock, so nothing waits real seconds.
+    emulator_time = FakeClock()
+    emu = make_emulator(queued_seconds=5, processing_seconds=5, time_source=emulator_time.monotonic)
+    client = FaceBeautyClient(KEY, emu.base_url, settings=FAST, clock=FakeClock())
     states = []
+
+    def seen(state) -> None:
+        states.append(state.status)
+        emulator_time.advance(5)
+
     receipt = client.submit(upload, BeautyParams())
-    client.wait(receipt.task_id, on_state=lambda s: states.append(s.status))
-    assert states[0] == 0 and states[-1] == 2 and 1 in states
+    client.wait(receipt.task_id, on_state=seen)
+    assert states == [0, 1, 2]
 
 
 @pytest.mark.parametrize("encoding", ["base64", "data_uri"])
@@ -302,3 +312,35 @@ def test_expired_result_url(emulator, upload):
     with pytest.raises(ResultExpired):
         client.download(url)
     assert emulator.stats.snapshot().downloads == 1
+
+
+@pytest.mark.parametrize("step", ["query", "download"])
+def test_cancel_abandons_a_waiting_request_at_once(make_emulator, upload, step):
+    # The emulator holds the answer for 3 s; Cancel comes 0.2 s into the wait. requests cannot be
+    # interrupted, so the call must walk away from it (the answer is closed when it arrives).
+    import threading
+    import time
+
+    from beauty_api.errors import RetouchCancelled
+
+    emu = make_emulator()
+    client = client_for(emu, settings=ClientSettings(timeout=30.0, read_timeout=20.0, retry=FAST.retry))
+    retouch(client, upload)
+    task_id = emu.task_ids()[0]
+    result_url = _result_url(client, task_id)
+    emu.faults.slow(step, 1, seconds=3.0)
+    cancel = threading.Event()
+    threading.Timer(0.2, cancel.set).start()
+    started = time.monotonic()
+    with pytest.raises(RetouchCancelled):
+        if step == "query":
+            client.query(task_id, check_cancel=cancel.is_set)
+        else:
+            client.download(result_url, check_cancel=cancel.is_set)
+    assert time.monotonic() - started < 2.0  # the answer would have taken 3 s
+
+
+def _result_url(client: FaceBeautyClient, task_id: str) -> str:
+    state = client.query(task_id)
+    assert state.result_url
+    return state.result_url

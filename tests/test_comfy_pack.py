@@ -175,11 +175,13 @@ def no_comfy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_pack_loads_like_comfyui_loads_it(pack: types.ModuleType) -> None:
     assert "-" in pack.__name__
-    assert set(pack.NODE_CLASS_MAPPINGS) == {"FaceBeautyPro", "FaceBeautyProOptions"}
     assert pack.NODE_DISPLAY_NAME_MAPPINGS == {
         "FaceBeautyPro": "Face Beauty Pro (AILab Retouch)",
         "FaceBeautyProOptions": "Face Beauty Pro Options",
+        "FaceBeautyFaceMask": "Face Beauty Face Mask",
+        "FaceBeautyLocal": "Face Beauty (Local)",
     }
+    assert set(pack.NODE_CLASS_MAPPINGS) == set(pack.NODE_DISPLAY_NAME_MAPPINGS)
     for node_class in pack.NODE_CLASS_MAPPINGS.values():
         assert isinstance(node_class.RETURN_TYPES, tuple)
         assert callable(getattr(node_class, node_class.FUNCTION))
@@ -261,7 +263,7 @@ def test_options_node_inputs(pack: types.ModuleType, nodes: types.ModuleType) ->
         mode="sync", keep_returned_size=True, use_cache=False
     )
     assert built.client_settings().timeout == 120.0
-    with pytest.raises(nodes.FaceBeautyProError, match="concurrency 0"):
+    with pytest.raises(nodes.FaceBeautyProError, match="concurrency: 0 is out of range"):
         nodes.FaceBeautyRunOptions(concurrency=0)
 
 
@@ -611,3 +613,48 @@ def test_interrupt_watch_is_sticky_across_threads(bridge: types.ModuleType, comf
     thread.start()
     thread.join()
     assert len(errors) == 1 and isinstance(errors[0], comfy.InterruptProcessingException)  # ...we did not
+
+
+@pytest.mark.parametrize("layout", ["uint8 [B,H,W,C]", "float [H,W,C]"])
+def test_pass_through_keeps_brightness_and_batch_size_of_any_layout(
+    api: Any, nodes: types.ModuleType, comfy: FakeComfy, layout: str
+) -> None:
+    """A uint8 tensor is 0..255, not 0..1 (no 255x brightening); `[H,W,C]` is one image, not H."""
+    api.faults.fail_tasks(1, code="ERROR_NO_FACE_IN_FILE")
+    image = portraits(1)
+    expected = image.clone()
+    image = (image * 255).round().to(torch.uint8) if layout.startswith("uint8") else image[0]
+    options = nodes.FaceBeautyRunOptions(on_failure="pass through")
+
+    output, _ = run_node(nodes.FaceBeautyPro(), image, RETOUCH, options=options, unique_id="5")
+
+    assert output.shape == expected.shape and output.dtype == torch.float32
+    assert torch.allclose(output, expected, atol=1 / 255)
+    (bar,) = comfy.bars
+    assert bar.total == STEPS_PER_IMAGE  # one image, not H
+    assert bar.updates[-1][0] < STEPS_PER_IMAGE  # a failed image never shows as done
+
+
+def test_the_node_closes_the_http_session_it_opened(
+    api: Any, nodes: types.ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import requests
+
+    closed: list[requests.Session] = []
+    real_close = requests.Session.close
+
+    def recording_close(self: requests.Session) -> None:
+        closed.append(self)
+        real_close(self)
+
+    monkeypatch.setattr(requests.Session, "close", recording_close)
+    run_node(nodes.FaceBeautyPro(), portraits(1), RETOUCH)
+    assert len(closed) == 1
+
+
+def test_pyproject_declares_the_minimum_comfyui_for_async_nodes() -> None:
+    text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    comfy_table = text.split("[tool.comfy]", 1)[1].split("\n[", 1)[
+        0
+    ]  # tomllib is 3.11+, the pack runs on 3.10
+    assert re.search(r'^requires-comfyui = ">=0\.3\.45"$', comfy_table, re.MULTILINE)

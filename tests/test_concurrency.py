@@ -46,7 +46,7 @@ def test_a_burst_of_rate_limits_halves_once_per_cooldown() -> None:
     clock = FakeClock()
     limiter = AdaptiveLimiter(8, clock=clock, cooldown=1.0)
     for _ in range(8):  # eight workers see the same 429 burst
-        limiter.on_rate_limited(2.0)
+        limiter.on_rate_limited()
     assert limiter.limit == 4
     clock.advance(0.5)
     limiter.on_rate_limited()
@@ -60,8 +60,6 @@ def test_a_burst_of_rate_limits_halves_once_per_cooldown() -> None:
     limiter.on_rate_limited()
     assert limiter.limit == 1  # never below one
     assert limiter.history() == [8, 4, 2, 1]
-    first_cut = limiter.changes()[1]
-    assert (first_cut.reason, first_cut.retry_after, first_cut.at) == ("rate_limited", 2.0, 1000.0)
 
 
 def test_concurrent_rate_limit_reports_halve_once() -> None:
@@ -70,7 +68,7 @@ def test_concurrent_rate_limit_reports_halve_once() -> None:
 
     def hit() -> None:
         barrier.wait()
-        limiter.on_rate_limited(1.0)
+        limiter.on_rate_limited()
 
     threads = [threading.Thread(target=hit) for _ in range(16)]
     for t in threads:
@@ -101,14 +99,6 @@ def test_the_limit_grows_back_slowly_and_never_above_maximum() -> None:
         limiter.on_success()
     assert limiter.limit == limiter.maximum == 3
     assert limiter.history() == [3, 1, 2, 1, 2, 3]
-    assert [c.reason for c in limiter.changes()] == [
-        "start",
-        "rate_limited",
-        "recovered",
-        "rate_limited",
-        "recovered",
-        "recovered",
-    ]
 
 
 def test_a_lowered_limit_holds_back_new_slots_until_enough_finish() -> None:

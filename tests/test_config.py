@@ -267,3 +267,16 @@ def test_explicit_key_with_control_character_is_refused():
     with pytest.raises(ConfigurationError) as info:
         resolve_api_key("abc\x00def")
     assert "abc" not in str(info.value)
+
+
+def test_normalise_base_url_gives_one_text_per_address():
+    from beauty_api.config import normalise_base_url
+
+    same = ["https://www.ailabapi.com", "HTTPS://WWW.AILABAPI.COM/", "https://www.ailabapi.com:443"]
+    assert {normalise_base_url(url) for url in same} == {"https://www.ailabapi.com:443"}
+    assert normalise_base_url("http://127.0.0.1:8765/") == "http://127.0.0.1:8765"
+    assert normalise_base_url("http://[::1]/gw/v2/") == "http://[::1]:80/gw/v2"
+    different = ["http://www.ailabapi.com", "https://www.ailabapi.com:8443", "https://www.ailabapi.com/gw"]
+    assert len({normalise_base_url(url) for url in [same[0], *different]}) == 4
+    with pytest.raises(ConfigurationError):
+        normalise_base_url("ftp://host")

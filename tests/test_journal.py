@@ -7,18 +7,20 @@ CLI beside ComfyUI) from paying twice for the same image.
 
 from __future__ import annotations
 
+import json
 import logging
+import multiprocessing
 import os
 import socket
 import sqlite3
 import stat
 import subprocess
 import sys
-import textwrap
 import threading
 from collections import Counter
 from pathlib import Path
 
+import journal_claim_worker
 import pytest
 
 from beauty_api.clock import FakeClock
@@ -235,92 +237,42 @@ def test_wait_for_claim_honours_cancel(journal: TaskJournal) -> None:
 
 # -- concurrency -------------------------------------------------------------------------------
 
-_WORKER = textwrap.dedent(
-    """
-    import os, random, socket, sys, threading, time
-    from pathlib import Path
-    from beauty_api.journal import TaskJournal
-
-    path, go, count = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
-    journal = TaskJournal(path)
-    lines, lock, waits = [], threading.Lock(), [0]
-
-    def work(thread):
-        owner = f"{socket.gethostname()}:{os.getpid()}:t{thread}"
-        order = list(range(count))
-        random.Random(os.getpid() * 10 + thread).shuffle(order)
-        for i in order:
-            fp = f"{i:064x}"
-            while True:
-                claim = journal.claim(fp, owner)
-                if claim.action == "wait":
-                    with lock:
-                        waits[0] += 1
-                if claim.action == "submit":
-                    journal.record_submitted(fp, f"task-{os.getpid()}-{thread}-{i}")
-                if claim.action != "wait":
-                    break
-                time.sleep(0.001)
-            with lock:
-                lines.append(f"{claim.action} {fp} {claim.task_id}")
-
-    print("READY", flush=True)
-    while not go.exists():
-        time.sleep(0.001)
-    threads = [threading.Thread(target=work, args=(t,)) for t in range(2)]
-    for t in threads: t.start()
-    for t in threads: t.join()
-    print("\\n".join(lines), flush=True)
-    print(f"WAITS {waits[0]}", flush=True)
-    """
-)
-
 
 def test_two_processes_claiming_the_same_images_submit_each_exactly_once(tmp_path: Path) -> None:
+    # Two real processes (two threads each) claim the same images at the same moment, round after
+    # round; see journal_claim_worker.py for the barriers that make every round a real race with
+    # a deterministic outcome.
     path = tmp_path / "shared" / "journal.sqlite3"
     TaskJournal(path)  # create it once, as a real state dir would have it
-    go = tmp_path / "go"
     count = 40
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    workers = 2 * journal_claim_worker.THREADS_PER_PROCESS
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(workers, timeout=60)
+    outs = [tmp_path / f"out{n}.jsonl" for n in range(2)]
     procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _WORKER, str(path), str(go), str(count)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            cwd=REPO,
-        )
-        for _ in range(2)
+        context.Process(target=journal_claim_worker.run_process, args=(str(path), str(out), count, barrier))
+        for out in outs
     ]
     for proc in procs:
-        assert proc.stdout.readline().strip() == "READY"
-    go.touch()
-    outputs = [proc.communicate(timeout=60) for proc in procs]
-    for proc, (_, err) in zip(procs, outputs, strict=True):
-        assert proc.returncode == 0, err
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=120)
+        assert proc.exitcode == 0
 
-    results = [
-        line.split()
-        for out, _ in outputs
-        for line in out.splitlines()
-        if line.strip() and not line.startswith("WAITS")
-    ]
-    assert len(results) == 2 * 2 * count  # every worker got an answer for every image
-    submits = Counter(fp for action, fp, _ in results if action == "submit")
-    assert set(submits.values()) == {1}
-    assert len(submits) == count
-    # Everyone else resumed exactly the task that was recorded.
+    results = [json.loads(line) for out in outs for line in out.read_text().splitlines() if line]
+    assert len(results) == workers * count  # every worker got an answer for every image
     recorded = {e.fingerprint: e.task_id for e in TaskJournal(path).entries()}
-    for action, fp, task_id in results:
-        if action == "resume":
-            assert task_id == recorded[fp]
-    # The processes really overlapped: both won some images, or one had to wait for the other.
-    winners = {recorded[fp].split("-")[1] for fp in submits}
-    waits = sum(
-        int(line.split()[1]) for out, _ in outputs for line in out.splitlines() if line.startswith("WAITS")
-    )
-    assert len(winners) == 2 or waits > 0
+    assert len(recorded) == count
+    for index in range(count):
+        fp = journal_claim_worker.fingerprint(index)
+        rows = [row for row in results if row["fp"] == fp]
+        # Exactly one claim submits; every other claim, in either process, waited for it ...
+        assert sorted(row["first"] for row in rows) == ["submit"] + ["wait"] * (workers - 1)
+        # ... and then resumed exactly the task the winner recorded.
+        assert [row["task_id"] for row in rows if row["first"] == "wait"] == [recorded[fp]] * (workers - 1)
+        assert all(row["second"] == "resume" for row in rows if row["first"] == "wait")
+    # Both processes took part in every round (the barrier spans them): each saw every image.
+    assert Counter(row["pid"] for row in results) == {proc.pid: 2 * count for proc in procs}
 
 
 def test_threads_claiming_the_same_image_submit_it_once(journal: TaskJournal) -> None:

@@ -216,6 +216,51 @@ def test_evict_removes_orphaned_files(cache: ResultCache) -> None:
     assert cache.get("a").data == b"kept"
 
 
+def _leftovers(cache: ResultCache) -> tuple[Path, Path, Path]:
+    """An orphan blob (killed between index delete and unlink), a stale and a fresh temp file."""
+    folder = cache.directory / "blobs" / "zz"
+    folder.mkdir(exist_ok=True)
+    orphan, stale_tmp, fresh_tmp = folder / ("z" * 64), folder / ".tmp-1-abc", folder / ".tmp-2-def"
+    for path in (orphan, stale_tmp, fresh_tmp):
+        path.write_bytes(b"left over")
+    os.utime(stale_tmp, (0, 0))
+    return orphan, stale_tmp, fresh_tmp
+
+
+def test_opening_the_cache_sweeps_leftover_files_at_most_hourly(tmp_path: Path) -> None:
+    cache = ResultCache(tmp_path / "c")
+    cache.put("a", b"kept")
+    orphan, stale_tmp, fresh_tmp = _leftovers(cache)
+    ResultCache(tmp_path / "c")  # swept less than an hour ago (at the first open): cheap, no sweep
+    assert orphan.exists()
+    marker = cache.directory / "last-sweep"
+    os.utime(marker, (0, 0))
+    ResultCache(tmp_path / "c")  # production never calls evict(): opening must sweep by itself
+    assert not orphan.exists() and not stale_tmp.exists()
+    assert fresh_tmp.exists()  # a live writer's file is left alone
+    assert cache.get("a").data == b"kept"
+
+
+def test_clear_also_removes_leftover_files(cache: ResultCache) -> None:
+    cache.put("a", b"gone")
+    orphan, stale_tmp, fresh_tmp = _leftovers(cache)
+    assert cache.clear() == 1
+    assert not orphan.exists() and not stale_tmp.exists() and fresh_tmp.exists()
+
+
+def test_entries_of_the_address_less_schema_1_are_dropped_on_open(tmp_path: Path) -> None:
+    import sqlite3
+
+    cache = ResultCache(tmp_path / "c")
+    cache.put("old-key", b"from some address")
+    with sqlite3.connect(cache.directory / "index.sqlite3") as conn:
+        conn.execute("PRAGMA user_version=1")  # as written by a version without the address
+    os.utime(cache.directory / "last-sweep", (0, 0))
+    reopened = ResultCache(tmp_path / "c")
+    assert reopened.get("old-key") is None and reopened.stats().entries == 0
+    assert blob_files(reopened) == []  # its file went with the sweep on open
+
+
 def test_a_result_larger_than_the_cache_is_not_stored(tmp_path: Path) -> None:
     cache = ResultCache(tmp_path / "c", max_bytes=10)
     cache.put("small", b"12345")

@@ -346,11 +346,23 @@ def test_retry_after_http_date_is_honoured(rsps, clock):
 
 def test_retry_after_beyond_the_deadline_gives_up_at_once(rsps, clock):
     rsps.add(
-        responses.POST, URL, status=429, json=err("EXCEEDING_LIMITS", 429), headers={"Retry-After": "3600"}
+        responses.POST, URL, status=429, json=err("EXCEEDING_LIMITS", 429), headers={"Retry-After": "120"}
     )
     with pytest.raises(ApiError, match="EXCEEDING_LIMITS"):
-        call(make(clock), deadline_s=300)
+        call(make(clock), deadline_s=100)
     assert len(rsps.calls) == 1 and not clock.sleeps
+
+
+def test_a_huge_retry_after_is_capped_at_150_s(rsps, clock):
+    # A server asking for an hour must not hold a submit (and its journal claim) that long.
+    rsps.add(
+        responses.POST, URL, status=429, json=err("EXCEEDING_LIMITS", 429), headers={"Retry-After": "3600"}
+    )
+    rsps.add(responses.POST, URL, json=ok())
+    retries = []
+    call(make(clock), deadline_s=600, on_retry=lambda r: retries.append((r.error, r.delay)))
+    assert delays(retries) == [150.0] and sum(clock.sleeps) == pytest.approx(150.0)
+    assert len(rsps.calls) == 2
 
 
 def test_backoff_is_clipped_so_one_more_attempt_fits_the_deadline(rsps, clock):

@@ -23,7 +23,14 @@ CORE_FIXTURE = Path(__file__).resolve().parent / "comfy_fixtures" / "core_object
 
 # The file name is the card title in ComfyUI's template browser (frontend 1.27: custom packs get
 # no other title or description), so templates are named as titles.
-EXPECTED_WORKFLOWS = {"Retouch a portrait", "Generate then retouch", "Before and after", "Filter showcase"}
+EXPECTED_WORKFLOWS = {
+    "Retouch a portrait",
+    "Generate then retouch",
+    "Before and after",
+    "Filter showcase",
+    "Retouch offline",
+    "Preview offline then API",
+}
 ANY_TYPE = "*"  # an input of this type (Preview Any) accepts every output type
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
@@ -238,7 +245,9 @@ def test_workflows_use_the_pack_as_intended() -> None:
     workflows = {path.stem: load_workflow(path) for path in workflow_paths()}
     types = {name: [node["type"] for node in wf["nodes"]] for name, wf in workflows.items()}
     for name, node_types in types.items():
-        assert "FaceBeautyPro" in node_types, name
+        assert "FaceBeautyPro" in node_types or "FaceBeautyLocal" in node_types, name
+    assert {"FaceBeautyLocal", "PreviewImage"} <= set(types["Retouch offline"])
+    assert {"FaceBeautyLocal", "FaceBeautyPro", "ImageStitch"} <= set(types["Preview offline then API"])
     assert any("FaceBeautyProOptions" in node_types for node_types in types.values())
     assert {"LoadImage", "SaveImage", "PreviewAny"} <= set(types["Retouch a portrait"])
     assert {"CheckpointLoaderSimple", "EmptyLatentImage", "KSampler", "VAEDecode", "SaveImage"} <= set(

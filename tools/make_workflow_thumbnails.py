@@ -1,8 +1,10 @@
 """Make the `.jpg` thumbnail of every example workflow (ComfyUI's template browser shows `<name>.jpg`).
 
-The pictures use the bundled sample portrait and the emulator's stand-in effect, driven by the
-slider and filter values saved in each workflow, so a thumbnail always matches its workflow.
-They illustrate the layout (before/after, a filter grid); they are not the real API's output.
+The pictures use the bundled sample portrait and the emulator's answer, driven by the slider and
+filter values saved in each workflow (Face Beauty Pro and Face Beauty (Local) nodes), so a thumbnail
+always matches its workflow. With torch installed the emulator answers with the local engine's real
+retouching (our own looks, not the API's); without torch, with its stand-in effect. Either way they
+are not the real API's output.
 
 Run from the repository root after changing a workflow:
 
@@ -21,7 +23,7 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from beauty_api.emulator.effect import apply_effect  # noqa: E402
+from beauty_api.emulator.effect import render, resolve_effect  # noqa: E402
 from beauty_api.params import SLIDER_NAMES, resolve_filter  # noqa: E402
 
 WORKFLOWS = ROOT / "example_workflows"
@@ -34,6 +36,7 @@ WIDTH = 512
 # registry's icon limit (800x400), so "Retouch a portrait.jpg" can serve as the pack icon.
 SPLIT_HEIGHT = 384
 BACKGROUND = (24, 24, 28)
+RETOUCH_NODES = ("FaceBeautyPro", "FaceBeautyLocal")
 LABEL = (255, 255, 255)
 
 
@@ -46,15 +49,16 @@ def load_sample() -> np.ndarray:
 
 
 def retouch_settings(workflow: dict) -> list[tuple[str, dict[str, int], int | None]]:
-    """(title, sliders, filter number) of each Face Beauty Pro node, in node id order."""
+    """(title, sliders, filter number) of each retouch node, in node id order; the title is the
+    node's own title when it has one, else the filter's name."""
     settings = []
     for node in sorted(workflow["nodes"], key=lambda n: n["id"]):
-        if node["type"] != "FaceBeautyPro":
+        if node["type"] not in RETOUCH_NODES:
             continue
         values = node["widgets_values"]
         sliders = dict(zip(SLIDER_NAMES, values[: len(SLIDER_NAMES)], strict=True))
         filter_value = values[len(SLIDER_NAMES)]
-        settings.append((str(filter_value), sliders, resolve_filter(filter_value)))
+        settings.append((node.get("title") or str(filter_value), sliders, resolve_filter(filter_value)))
     return settings
 
 
@@ -109,12 +113,13 @@ def fitted(rgb: np.ndarray, width: int) -> Image.Image:
 
 def thumbnail(name: str, workflow: dict, portrait: np.ndarray) -> Image.Image:
     """The picture for one workflow: a filter grid, a side-by-side pair, or a split view."""
+    effect = resolve_effect("auto")
     results = [
-        (title, apply_effect(portrait, sliders, number))
+        (title, render(portrait, sliders, number, effect))
         for title, sliders, number in retouch_settings(workflow)
     ]
     if not results:
-        raise SystemExit(f"{name}: no FaceBeautyPro node")
+        raise SystemExit(f"{name}: no Face Beauty Pro or Face Beauty (Local) node")
     if len(results) > 1:
         return grid([labelled(fitted(rgb, WIDTH // 2), title) for title, rgb in results])
     if any(node["type"] in ("ImageStitch", "ImageBatch") for node in workflow["nodes"]):

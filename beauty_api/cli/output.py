@@ -17,7 +17,8 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
-log = logging.getLogger("beauty_api")
+# The package's logger tree (every module logs as beauty_api.<module>): the CLI shows all of it.
+package_log = logging.getLogger("beauty_api")
 _print_lock = threading.RLock()  # re-entrant: the Ctrl-C handler may print while the main thread does
 _live_line = ""  # the status line now shown at the bottom of the terminal ("" = none)
 _CLEAR_LINE = "\r\x1b[K"  # carriage return, then erase to the end of the line
@@ -94,11 +95,11 @@ def logging_to_stderr(verbose: bool) -> Iterator[None]:
     handler = StderrHandler()
     form = "%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose else "%(levelname)s: %(message)s"
     handler.setFormatter(logging.Formatter(form))
-    previous = log.level
-    log.addHandler(handler)
-    log.setLevel(logging.DEBUG if verbose else min(previous or logging.WARNING, logging.WARNING))
+    previous = package_log.level
+    package_log.addHandler(handler)
+    package_log.setLevel(logging.DEBUG if verbose else min(previous or logging.WARNING, logging.WARNING))
     try:
         yield
     finally:
-        log.removeHandler(handler)
-        log.setLevel(previous)
+        package_log.removeHandler(handler)
+        package_log.setLevel(previous)

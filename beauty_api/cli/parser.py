@@ -6,20 +6,22 @@ import argparse
 
 from .. import __version__
 from ..concurrency import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
+from ..local.landmarks_cli import add_parser as add_landmarks_parser
 from ..params import (
     NO_FILTER,
     SLIDER_DEFAULT,
     SLIDER_DESCRIPTIONS,
     SLIDER_NAMES,
 )
+from ..timeouts import DEFAULT_TIMEOUT
 from .cache import cmd_cache_clear, cmd_cache_info
 from .demo import cmd_demo
 from .filters import cmd_filters
+from .journal import add_journal_command
 from .output import PROG
-from .retouch import cmd_retouch
+from .retouch import BACKENDS, cmd_retouch
 from .retouch_job import FIELD_FLAGS
 
-DEFAULT_TIMEOUT = 300.0
 DEFAULT_DEMO_DIR = "face-beauty-demo"
 SAVE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 DEFAULT_SUFFIX = ".png"
@@ -53,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_retouch(commands, verbose)
+    add_landmarks_parser(commands, [verbose])  # offline face analysis
     commands.add_parser(
         "filters", parents=[verbose], help="list the 35 filters (number and name)"
     ).set_defaults(handler=cmd_filters)
@@ -73,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parser("clear", parents=[verbose], help="remove every cached result").set_defaults(
         handler=cmd_cache_clear
     )
+    add_journal_command(commands, verbose)
     return parser
 
 
@@ -139,5 +143,12 @@ def _add_retouch(commands: argparse._SubParsersAction, verbose: argparse.Argumen
         "--no-cache",
         action="store_true",
         help="neither read nor write the result cache (the journal stays on)",
+    )
+    retouch.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="api",
+        help="api: the paid Face Beauty Pro API (default); local: this machine's offline engine "
+        "(free, no key, no network; our own looks, not the API's)",
     )
     retouch.set_defaults(handler=cmd_retouch)

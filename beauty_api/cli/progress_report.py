@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..clock import DEFAULT_CLOCK, Clock
-from ..errors import ImageError
+from ..errors import ImageError, NotSent, group_by_message, name_images
 from .live_status import BatchCounts, LiveStatus, format_duration, status_text
 from .output import EXIT_FAILED, EXIT_OK, err, one_line, out
 from .output_paths import save_atomically
@@ -62,6 +62,7 @@ class BatchReporter:
         self.task_shown: set[int] = set()
         self.written: dict[int, Path] = {}
         self.write_errors: dict[int, str] = {}
+        self.not_sent: set[int] = set()
         self.live = LiveStatus(self.status_text, tick_seconds) if live else None
 
     def start(self) -> None:
@@ -97,6 +98,8 @@ class BatchReporter:
             err(f"{self._prefix(progress.index)}: {resize_text(progress.resize)}")
         text = _STAGE_TEXT.get(progress.stage)
         with self.lock:
+            if progress.stage == "not_sent":
+                self.not_sent.add(progress.index)
             if progress.stage in ("submitting", "resumed"):
                 self.started.add(progress.index)
             if text is None or self.stage.get(progress.index) == progress.stage:
@@ -119,7 +122,9 @@ class BatchReporter:
             else:
                 self.credits += outcome.credits_spent
         if outcome is None:
-            self._say(f"{self._prefix(index)}: failed")
+            with self.lock:
+                sent = index not in self.not_sent
+            self._say(f"{self._prefix(index)}: {'failed' if sent else 'not sent'}")
             return
         target = self.job.outputs[index]
         try:
@@ -132,6 +137,7 @@ class BatchReporter:
         with self.lock:
             self.written[index] = target
         credits = f", {outcome.credits_spent} credits" if outcome.credits_spent else ""
+        credits += f", {outcome.note}" if outcome.note else ""  # the local engine's "no face"
         self._say(
             f"{self._prefix(index)}: done ({outcome.origin}, {outcome.seconds:.1f} s{credits}) -> {target}"
         )
@@ -190,24 +196,39 @@ def report_interrupt(reporter: BatchReporter, mode: str) -> None:
 def report_result(job: RetouchJob, reporter: BatchReporter, result: BatchResult) -> int:
     for index in sorted(reporter.written):
         out(str(reporter.written[index]))
-    failures = [(f.index, _failure_text(f.code, f.error)) for f in result.failures]
-    failures += list(reporter.write_errors.items())
-    for index, text in sorted(failures):
-        err(f"error: image {index + 1} ({job.inputs[index].name}): {text}")
-    err(summary_line(result, len(failures), reporter.elapsed()))
-    return EXIT_FAILED if failures else EXIT_OK
+    failed = [(f.index, f.error) for f in result.failures if not isinstance(f.error, NotSent)]
+    codes = {f.index: f.code for f in result.failures}
+    lines = [
+        (indices, _failure_text(codes[indices[0]], text))
+        for text, indices in group_by_message(failed).items()
+    ]
+    lines += [([index], text) for index, text in reporter.write_errors.items()]
+    for indices, text in sorted(lines):  # one refusal of the key is said once, not once per image
+        names = f" ({job.inputs[indices[0]].name})" if len(indices) == 1 else ""
+        err(f"error: {name_images(indices, offset=1)}{names}: {text}")
+    failures = [*failed, *reporter.write_errors.items()]
+    not_sent = result.not_sent
+    if not_sent:
+        err(
+            f"not sent: {name_images(not_sent, offset=1)}: the batch stopped at the error above, which every "
+            "image would get; nothing was paid for them. Fix it, then re-run the same command."
+        )
+    err(summary_line(result, len(failures), reporter.elapsed(), len(not_sent)))
+    return EXIT_FAILED if failures or not_sent else EXIT_OK
 
 
-def _failure_text(code: str, error: BaseException) -> str:
+def _failure_text(code: str, error: object) -> str:
     """The error on one line, led by its code unless the text already names it."""
     text = one_line(error)
     return text if not code or code in text else f"{code}: {text}"
 
 
-def summary_line(result: BatchResult, failed: int, seconds: float) -> str:
+def summary_line(result: BatchResult, failed: int, seconds: float, not_sent: int = 0) -> str:
     counts = result.counts()
+    skipped = f", {not_sent} not sent" if not_sent else ""
+    local = f"{counts['local']} local, " if counts.get("local") else ""
     return (
-        f"summary: {len(result.outcomes)} image(s): {counts['new']} new, {counts['cached']} cached, "
-        f"{counts['resumed']} resumed, {failed} failed; {result.credits_spent} credits spent; "
+        f"summary: {len(result.outcomes)} image(s): {local}{counts['new']} new, {counts['cached']} cached, "
+        f"{counts['resumed']} resumed, {failed} failed{skipped}; {result.credits_spent} credits spent; "
         f"{format_duration(seconds)} in all"
     )

@@ -7,7 +7,7 @@ import os
 import signal
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING
 
 from .heap import return_image_buffers_promptly
@@ -16,7 +16,7 @@ from .progress_report import BatchReporter, report_interrupt, report_result
 from .retouch_job import RetouchJob, validate_retouch
 
 if TYPE_CHECKING:
-    from ..backend import ApiBackend
+    from ..backend import RetouchBackend
     from ..client import ClientSettings
 
 
@@ -41,7 +41,7 @@ def _ctrl_c_cancels(event: threading.Event) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def run_job(backend: ApiBackend, job: RetouchJob, *, live: bool = False) -> int:
+def run_job(backend: RetouchBackend, job: RetouchJob, *, live: bool = False) -> int:
     """Retouch, write, report; the exit status. `live`: one status line instead of per-image lines."""
     from ..batch import retouch_batch
     from ..errors import RetouchCancelled
@@ -80,8 +80,6 @@ def _client_settings(job: RetouchJob) -> ClientSettings:
 
 
 def cmd_retouch(args: argparse.Namespace) -> int:
-    from ..backend import ApiBackend
-
     job, problems = validate_retouch(args)
     if job is None:
         for problem in problems:
@@ -94,8 +92,21 @@ def cmd_retouch(args: argparse.Namespace) -> int:
             err(f"error: -o: cannot create the folder {job.folder}: {error.strerror or error}")
             return EXIT_USAGE
     return_image_buffers_promptly()  # peak memory: see heap.py
-    backend = ApiBackend.from_environment(
-        settings=_client_settings(job),
-        use_cache=False if args.no_cache else None,
-    )
-    return run_job(backend, job, live=not args.verbose and stderr_is_terminal())
+    backend = build_backend(args.backend, job, no_cache=args.no_cache)
+    # An ApiBackend closes its HTTP connections when the batch is over.
+    with backend if isinstance(backend, AbstractContextManager) else nullcontext(backend):
+        return run_job(backend, job, live=not args.verbose and stderr_is_terminal())
+
+
+BACKENDS = ("api", "local")
+
+
+def build_backend(name: str, job: RetouchJob, *, no_cache: bool = False) -> RetouchBackend:
+    """The backend `--backend` names: the paid API (key from the environment) or the offline engine."""
+    if name == "local":
+        from ..local.backend import LocalBackend
+
+        return LocalBackend()
+    from ..backend import ApiBackend
+
+    return ApiBackend.from_environment(settings=_client_settings(job), use_cache=False if no_cache else None)

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..concurrency import MAX_CONCURRENCY
+from ..concurrency import MAX_CONCURRENCY, check_concurrency
 from ..errors import ConfigurationError, ImageError, InvalidParameterError
 from ..params import (
     SLIDER_NAMES,
     BeautyParams,
 )
+from ..timeouts import DEFAULT_TIMEOUT, check_timeout
 from .output import one_line
 from .output_paths import plan_outputs
 
@@ -89,14 +90,21 @@ def _parse_seconds(option: str, text: str, example: str) -> tuple[float, str | N
     return value, None
 
 
+def _parse_timeout(text: str) -> tuple[float, str | None]:
+    seconds, problem = _parse_seconds("--timeout", text, f"{DEFAULT_TIMEOUT:g}")
+    if problem:
+        return seconds, problem
+    try:
+        return check_timeout(seconds), None
+    except InvalidParameterError as error:
+        return 0.0, f"--{error}"
+
+
 def _parse_concurrency(text: str) -> tuple[int, str | None]:
     try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= MAX_CONCURRENCY:
+        return check_concurrency(int(text)), None
+    except (ValueError, InvalidParameterError):
         return 0, f"--concurrency: {text!r} is out of range; allowed 1..{MAX_CONCURRENCY} images in flight."
-    return value, None
 
 
 def load_inputs(paths: Sequence[str]) -> tuple[list[Path], Sequence[SourceImage], list[str]]:
@@ -148,7 +156,7 @@ def check_setup(use_cache: bool) -> list[str]:
 def validate_retouch(args: argparse.Namespace) -> tuple[RetouchJob | None, list[str]]:
     """Everything `retouch` needs, or every problem found (in the order of the command line)."""
     params, problems = parse_params(args)
-    timeout, problem_t = _parse_seconds("--timeout", args.timeout, "300")
+    timeout, problem_t = _parse_timeout(args.timeout)
     poll, problem_p = (None, None) if args.poll is None else _parse_seconds("--poll", args.poll, "5")
     concurrency, problem_c = _parse_concurrency(args.concurrency)
     problems += [p for p in (problem_t, problem_p, problem_c) if p]
@@ -156,7 +164,8 @@ def validate_retouch(args: argparse.Namespace) -> tuple[RetouchJob | None, list[
     problems += input_problems
     outputs, folder, output_problems = plan_outputs(inputs, args.output) if inputs else ([], None, [])
     problems += output_problems
-    problems += check_setup(use_cache=not args.no_cache)
+    if args.backend == "api":  # the local engine needs no key, address or cache
+        problems += check_setup(use_cache=not args.no_cache)
     if problems or params is None:
         return None, problems
     from ..backend import RetouchOptions

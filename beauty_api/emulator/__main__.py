@@ -30,6 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--credits", type=int, default=None, help="starting balance (default unlimited)")
     parser.add_argument("--result-format", default="PNG", choices=["PNG", "JPEG", "WEBP"])
     parser.add_argument("--quiet", action="store_true", help="do not log each request to stderr")
+    parser.add_argument(
+        "--effect",
+        choices=["auto", "local", "stand-in"],
+        default="auto",
+        help="local: the offline engine's real retouching (needs torch); stand-in: a fast fake; "
+        "auto (default): local when torch is installed",
+    )
     return parser
 
 
@@ -67,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         credits=args.credits,
         result_format=args.result_format,
         log=None if args.quiet else _log,
+        effect=args.effect,
     )
     emulator.start()
     key = ANY_KEY_HINT if args.any_key else args.api_key
@@ -74,6 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("Point the client at it (paste into the shell that runs it):")
     print(f"export AILAB_API_BASE_URL={emulator.base_url}")
     print(f"export AILAB_API_KEY={key}")
+    if emulator.effect == "local":
+        print("Effect: the local engine's real retouching (our own looks, not the API's).")
+    else:
+        print("Effect: a deterministic stand-in, NOT real retouching (install torch for the local engine).")
     print("Press Ctrl-C to stop.", flush=True)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+# The one definition of the key header's name (re-exported for the emulator's modules).
+from ..protocol import KEY_HEADER as KEY_HEADER
+
 SUBMIT_PATH = "/api/portrait/effects/face-beauty-pro"
 QUERY_PATH = "/api/common/query-async-task-result"
 CREDITS_PATH = "/api/common/query-credits"
 RESULTS_PREFIX = "/results/"
 TIMELINE_PATH = "/_emulator/tasks"  # not the API's: each task's timeline, for benchmarks (no key)
-KEY_HEADER = "ailabapi-api-key"
 
 CREDITS_PER_TASK = 15
 UNLIMITED_BALANCE = 1_000_000  # what query-credits shows when `credits` is None

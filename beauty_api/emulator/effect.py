@@ -16,11 +16,19 @@ parameters, so caching and resume can be tested, and (c) costs well under 100 ms
   saturation and lift (15 "Chaplin" is a high-contrast black and white).
 
 Every slider at 0 and no filter returns the input unchanged.
+
+When torch is present the emulator answers with the local engine's real retouching instead
+(`render`, effect "local"): the demo, the example thumbnails and the README pictures then show
+what the sliders do. The stand-in stays for a Python without torch (and for the test suite,
+which only needs a fast, visible, deterministic answer).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import io
+import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -71,6 +79,12 @@ FILTER_COUNT = len(_FILTERS)
 
 _LUMA = (0.299, 0.587, 0.114)
 
+# Which retouching the emulator answers with: "local" (the offline engine, needs torch), "stand-in"
+# (this module's effect), or "auto" (local when torch is importable, else the stand-in). The
+# environment variable overrides "auto" (the test suite sets it to "stand-in" for speed).
+EFFECTS = ("auto", "local", "stand-in")
+EFFECT_ENV = "FACE_BEAUTY_EMULATOR_EFFECT"
+
 FORMATS: dict[str, tuple[str, str]] = {
     "PNG": ("image/png", "png"),
     "JPEG": ("image/jpeg", "jpg"),
@@ -105,6 +119,46 @@ def apply_effect(rgb: np.ndarray, sliders: Mapping[str, int], filter_type: int |
     image = _remove_eyebrows(image, level("remove_eyebrow"))
     image = _recolour(image, level("whitening"), filter_type)
     return np.array(image, dtype=np.uint8)
+
+
+def resolve_effect(choice: str = "auto") -> str:
+    """The effect an emulator created with `choice` uses: "local" or "stand-in" (see EFFECTS)."""
+    if choice not in EFFECTS:
+        raise ValueError(f"effect must be one of {', '.join(EFFECTS)}, got {choice!r}")
+    if choice == "auto":
+        choice = os.environ.get(EFFECT_ENV) or "auto"
+        if choice not in EFFECTS:
+            raise ValueError(f"{EFFECT_ENV} must be one of {', '.join(EFFECTS)}, got {choice!r}")
+    if choice == "auto":
+        choice = "local" if local_engine_available() else "stand-in"
+    return choice
+
+
+def local_engine_available() -> bool:
+    """True when torch and kornia can be imported (the local engine's own needs)."""
+    return all(importlib.util.find_spec(name) is not None for name in ("torch", "kornia"))
+
+
+_engine_lock = threading.Lock()
+_engine: list[object] = []
+
+
+def render(rgb: np.ndarray, sliders: Mapping[str, int], filter_type: int | None, effect: str) -> np.ndarray:
+    """The emulator's answer: the local engine's retouch (`effect` "local") or the stand-in."""
+    if effect != "local":
+        return apply_effect(rgb, sliders, filter_type)
+    from ..local.engine import LocalEngine
+    from ..params import SLIDER_NAMES, BeautyParams
+
+    params = BeautyParams(
+        **{name: int(sliders.get(name, SLIDER_DEFAULT)) for name in SLIDER_NAMES}, filter_type=filter_type
+    )
+    with _engine_lock:  # one engine (models loaded once) shared by the server's threads
+        if not _engine:
+            _engine.append(LocalEngine())
+        engine = _engine[0]
+        assert isinstance(engine, LocalEngine)
+        return engine.retouch(rgb, params).image
 
 
 def encode_result(rgb: np.ndarray, fmt: str = "PNG", scale: float = 1.0) -> EncodedResult:

@@ -26,7 +26,7 @@ from .answers import (
     success_fields,
 )
 from .contract import CREDITS_PER_TASK, KEY_HEADER, RESULTS_PREFIX, UNLIMITED_BALANCE
-from .effect import EncodedResult, apply_effect, encode_result
+from .effect import EncodedResult, encode_result, render
 from .faults import Fault, FaultPlan
 from .multipart import SubmitRequest
 from .stats import EmulatorStats
@@ -79,6 +79,7 @@ class EmulatorEndpoints:
     sync_result_encoding: str
     result_format: str
     result_scale: float
+    effect: str  # "local" (the offline engine) or "stand-in"
     _faults: FaultPlan
     _stats: EmulatorStats
     _lock: threading.RLock
@@ -145,7 +146,7 @@ class EmulatorEndpoints:
         self._stats.bump(credits_billed=CREDITS_PER_TASK)
 
     def _render(self, valid: ValidSubmit) -> EncodedResult:
-        rgb = apply_effect(valid.rgb, valid.sliders, valid.filter_type)
+        rgb = render(valid.rgb, valid.sliders, valid.filter_type, self.effect)
         return encode_result(rgb, self.result_format, self.result_scale)
 
     def _finish_sync(self, valid: ValidSubmit, failure: Fault | None) -> Answer:

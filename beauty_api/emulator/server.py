@@ -37,7 +37,7 @@ from typing import Any
 
 from ..clock import DEFAULT_CLOCK
 from .contract import RESULT_LOCATIONS, STATUS_LOCATIONS, SYNC_ENCODINGS
-from .effect import FORMATS
+from .effect import FORMATS, resolve_effect
 from .endpoints import EmulatorEndpoints, StoredResult, Task
 from .faults import FAILURE_SHAPES, FaultPlan
 from .http_handlers import ApiHandler, CdnHandler, EmulatorHttpServer
@@ -109,7 +109,9 @@ class Emulator(EmulatorEndpoints):
         result_scale: float = 1.0,
         cdn_port: int = 0,
         log: Callable[[str], None] | None = None,
+        effect: str = "auto",
     ) -> None:
+        self.effect = resolve_effect(effect)  # "local" (the offline engine) or "stand-in"
         self.host = host
         self.port = port
         self.cdn_port = cdn_port

@@ -1,0 +1,62 @@
+"""LocalBackend: the RetouchBackend of the offline engine, so the CLI, scripts and batch layer use it unchanged.
+
+Free (0 credits), no key, no network. An image without a face is a result, not a failure: it gets
+the look only, and the outcome's note says "no face" for the report.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from ..backend import DEFAULT_OPTIONS, Progress, ProgressCallback, RetouchOptions, RetouchOutcome
+from ..clock import CancelCheck
+from ..clock import check_cancel as raise_if_cancelled
+from ..codec import SourceImage, attach_alpha
+from ..params import BeautyParams
+
+if TYPE_CHECKING:
+    from ..concurrency import AdaptiveLimiter
+    from .engine import LocalEngine
+
+ORIGIN = "local"
+
+
+class LocalBackend:
+    """RetouchBackend over LocalEngine. One image at a time: torch already uses every core for one."""
+
+    def __init__(self, engine: LocalEngine | None = None, *, device: str | None = None) -> None:
+        if engine is None:
+            from .engine import LocalEngine
+
+            engine = LocalEngine(device=device)
+        self.engine = engine
+        self._lock = threading.Lock()
+
+    def retouch(
+        self,
+        source: SourceImage,
+        params: BeautyParams,
+        *,
+        options: RetouchOptions = DEFAULT_OPTIONS,
+        index: int = 0,
+        on_progress: ProgressCallback | None = None,
+        check_cancel: CancelCheck | None = None,
+        limiter: AdaptiveLimiter | None = None,
+    ) -> RetouchOutcome:
+        """Retouch one image on this machine. `options` and `limiter` concern the API and are ignored."""
+        started = time.perf_counter()
+
+        def emit(stage: str) -> None:
+            if on_progress is not None:
+                on_progress(Progress(index, stage, None, time.perf_counter() - started))
+
+        raise_if_cancelled(check_cancel)
+        with self._lock:
+            raise_if_cancelled(check_cancel)
+            emit("processing")
+            result = self.engine.retouch(source.rgb, params)
+        image = attach_alpha(result.image, source.alpha)
+        emit("done")
+        return RetouchOutcome(image, ORIGIN, None, time.perf_counter() - started, 0, note=result.note)

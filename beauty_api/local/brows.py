@@ -1,0 +1,89 @@
+"""Eyebrow removal: fill each brow from its border (push-pull diffusion), then give the fill skin texture.
+
+Push-pull inpainting: average the known pixels (outside the brow) down an image pyramid until every
+coarse pixel has a value, then come back up, filling each level's unknown part from the coarser level.
+It is the steady state of diffusion from the hole's border, in a handful of cheap poolings. A fill is
+flat, which reads as make-up rather than skin, so the fine detail of a patch of cheek is added to it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+TEXTURE_STRENGTH = 0.7  # how much of the forehead's fine detail is lent to the fill
+
+
+def fill_from_border(image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """`image` [1, C, H, W] with the pixels where `hole` [H, W] > 0.5 replaced by a smooth fill."""
+    known = (hole <= 0.5).to(image.dtype)[None, None]
+    levels = [(image * known, known)]
+    while min(levels[-1][1].shape[-2:]) > 1 and bool((levels[-1][1] == 0).any()):
+        values, weights = levels[-1]
+        levels.append((F.avg_pool2d(values, 2, ceil_mode=True), F.avg_pool2d(weights, 2, ceil_mode=True)))
+    values, weights = levels[-1]
+    if not bool((weights > 0).any()):
+        return image  # nothing known to fill from
+    # the coarsest level may still have holes (a very wide hole): give them the known pixels' mean
+    mean = values.sum(dim=(-2, -1), keepdim=True) / weights.sum(dim=(-2, -1), keepdim=True)
+    filled = torch.where(weights > 0, values / weights.clamp_min(1e-6), mean)
+    for values, weights in reversed(levels[:-1]):
+        up = F.interpolate(filled, size=values.shape[-2:], mode="bilinear", align_corners=False)
+        # values are premultiplied by the known fraction: known pixels stay, holes take the coarser estimate
+        filled = values + (1.0 - weights) * up
+    return filled
+
+
+def _fine_detail(image: torch.Tensor) -> torch.Tensor:
+    """The image minus a 5x5 box blur: the texture (pores, grain) without the shading."""
+    blurred = F.avg_pool2d(F.pad(image, (2, 2, 2, 2), mode="replicate"), 5, stride=1)
+    return image - blurred
+
+
+def _box(mask: torch.Tensor, pad: int) -> tuple[int, int, int, int] | None:
+    rows = torch.nonzero(mask.amax(dim=1) > 0.02).flatten()
+    cols = torch.nonzero(mask.amax(dim=0) > 0.02).flatten()
+    if rows.numel() == 0:
+        return None
+    height, width = mask.shape
+    y0, y1 = max(0, int(rows[0]) - pad), min(height, int(rows[-1]) + pad + 1)
+    x0, x1 = max(0, int(cols[0]) - pad), min(width, int(cols[-1]) + pad + 1)
+    return x0, y0, x1, y1
+
+
+def remove_brow(
+    crop: torch.Tensor,
+    mask: torch.Tensor,
+    amount: float,
+    *,
+    skin_colour: torch.Tensor,
+    texture_from: tuple[float, float],
+) -> torch.Tensor:
+    """Blend `crop` [1, 3, H, W] toward a skin fill of one brow inside the soft `mask` [H, W] by `amount`.
+
+    Only skin-coloured pixels around the brow feed the fill (a fringe of hair just above a brow
+    must not be smeared into it): those within 0.12 of `skin_colour` [3] in every channel's mean.
+    The fill gets the fine detail of the patch of the same size centred on `texture_from` (x, y),
+    a point on the same side's cheek.
+    """
+    if amount <= 0:
+        return crop
+    pad = max(4, round(0.25 * (mask.shape[0] + mask.shape[1]) / 20))
+    box = _box(mask, pad)
+    if box is None:
+        return crop
+    x0, y0, x1, y1 = box
+    patch = crop[..., y0:y1, x0:x1]
+    hole = mask[y0:y1, x0:x1] > 0.02
+    unknown = hole | ((patch[0] - skin_colour.view(3, 1, 1)).abs().mean(0) > 0.12)
+    if (~unknown).sum() < 0.2 * (~hole).sum():  # hardly any skin around: fill from whatever is there
+        unknown = hole
+    fill = fill_from_border(patch, unknown.float())
+    ph, pw = y1 - y0, x1 - x0
+    tx0, ty0 = round(texture_from[0] - pw / 2), round(texture_from[1] - ph / 2)
+    if tx0 >= 0 and ty0 >= 0 and tx0 + pw <= crop.shape[-1] and ty0 + ph <= crop.shape[-2]:
+        fill = fill + TEXTURE_STRENGTH * _fine_detail(crop[..., ty0 : ty0 + ph, tx0 : tx0 + pw])
+    out = crop.clone()
+    weight = amount * mask[y0:y1, x0:x1]
+    out[..., y0:y1, x0:x1] = patch + weight * (fill.clamp(0.0, 1.0) - patch)
+    return out

@@ -1,0 +1,153 @@
+"""Shared by the local-engine tests: the shared portraits, their reference faces, the face analyzer
+(loaded once per session) and the measurements of the issue's "measured, not eyeballed" list.
+
+Not a test module. Landmarks measured on an OUTPUT image come from the face analyzer when it is
+available; before it existed, the warp's own inverse stood in (`measured_faces` says which).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from beauty_api.local import topology as T
+from beauty_api.local.face import Face
+from beauty_api.local.regions import region_mask
+
+DATA = Path(__file__).resolve().parent / "data" / "mediapipe_reference"
+ROOT = Path(__file__).resolve().parents[1]
+PORTRAITS = {
+    "astronaut": (ROOT / "beauty_api" / "data" / "sample_portrait.png", "portrait_astronaut_512.png"),
+    "grace_hopper": (DATA / "portrait_grace_hopper_512x600.jpg", "portrait_grace_hopper_512x600.jpg"),
+}
+
+
+@cache
+def _reference() -> dict:
+    return json.loads((DATA / "mediapipe_face_reference.json").read_text(encoding="utf-8"))
+
+
+def face_from_landmarks(landmarks: torch.Tensor) -> Face:
+    lo, hi = landmarks[:, :2].amin(0), landmarks[:, :2].amax(0)
+    return Face(landmarks, 1.0, (lo[0].item(), lo[1].item(), hi[0].item(), hi[1].item()), 0.0)
+
+
+@cache
+def portrait(name: str) -> np.ndarray:
+    """A shared portrait as HxWx3 uint8 (read-only: tests copy before changing it)."""
+    array = np.asarray(Image.open(PORTRAITS[name][0]).convert("RGB"))
+    array.setflags(write=False)
+    return array
+
+
+def reference_faces(name: str) -> list[Face]:
+    """Google's own landmarks for a shared portrait (from the reference JSON)."""
+    entry = _reference()["images"][PORTRAITS[name][1]]
+    return [
+        face_from_landmarks(torch.tensor(face["mesh478"]["landmarks_px_xyz"], dtype=torch.float32))
+        for face in entry["faces"]
+    ]
+
+
+# -- measurements -------------------------------------------------------------------------------
+
+
+def polygon_area(points: torch.Tensor) -> float:
+    x, y = points[:, 0], points[:, 1]
+    return float(0.5 * (x * torch.roll(y, -1) - torch.roll(x, -1) * y).sum().abs())
+
+
+def jaw_width(face: Face) -> float:
+    return float((face.landmarks[172, :2] - face.landmarks[397, :2]).norm())
+
+
+def pupil_distance(face: Face) -> float:
+    lm = face.landmarks
+    return float((lm[T.RIGHT_IRIS_CENTER, :2] - lm[T.LEFT_IRIS_CENTER, :2]).norm())
+
+
+def oval_area(face: Face) -> float:
+    return polygon_area(face.landmarks[list(T.FACE_OVAL), :2])
+
+
+def eye_areas(face: Face) -> tuple[float, float]:
+    lm = face.landmarks[:, :2]
+    return polygon_area(lm[list(T.RIGHT_EYE)]), polygon_area(lm[list(T.LEFT_EYE)])
+
+
+def _luma(rgb: np.ndarray) -> torch.Tensor:
+    image = torch.from_numpy(np.array(rgb, dtype=np.float32)) / 255.0
+    return image @ torch.tensor([0.299, 0.587, 0.114])
+
+
+def high_frequency_energy(rgb: np.ndarray, mask: torch.Tensor) -> float:
+    """Mean squared (luma minus its Gaussian blur, sigma 2 px) inside `mask` (weights 0..1)."""
+    import kornia.filters
+
+    luma = _luma(rgb)[None, None]
+    blurred = kornia.filters.gaussian_blur2d(luma, (13, 13), (2.0, 2.0), border_type="reflect")
+    detail = (luma - blurred)[0, 0]
+    return float((detail.square() * mask).sum() / mask.sum())
+
+
+def cheek_mask(face: Face, height: int, width: int) -> torch.Tensor:
+    """Two discs on the cheeks (around points 205 and 425), 7% of the face's size in radius."""
+    ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    mask = torch.zeros(height, width)
+    for point in (205, 425):
+        cx, cy = face.landmarks[point, :2]
+        mask[(xs - cx) ** 2 + (ys - cy) ** 2 <= (0.07 * face.size) ** 2] = 1.0
+    return mask
+
+
+def mean_lightness(rgb: np.ndarray, mask: torch.Tensor) -> float:
+    """Mean CIE L* inside `mask`."""
+    import kornia.color
+
+    image = torch.from_numpy(np.array(rgb, dtype=np.float32)).permute(2, 0, 1)[None] / 255.0
+    lightness = kornia.color.rgb_to_lab(image)[0, 0]
+    return float((lightness * mask).sum() / mask.sum())
+
+
+def brow_contrast(rgb: np.ndarray, face: Face, original: np.ndarray) -> float:
+    """|mean luma in the brows - mean luma of the skin around them| in `rgb`.
+
+    "Around": a ring 1.5% to 5% of the face's size outside the brows, without the eyes, and only
+    where `original` is skin-coloured (luma within 0.12 of the cheeks' median), so a fringe of hair
+    just above a brow does not count as its surroundings. The same pixels are used before and after.
+    """
+    height, width = rgb.shape[:2]
+    size = face.size
+    brows = region_mask([face], height, width, "brows", grow=-0.005 * size) > 0.5
+    ring = (region_mask([face], height, width, "brows", grow=0.05 * size) > 0.5) & ~(
+        region_mask([face], height, width, "brows", grow=0.015 * size) > 0.5
+    )
+    ring &= ~(region_mask([face], height, width, "eyes", grow=0.03 * size) > 0.5)
+    before = _luma(original)
+    skin_luma = before[cheek_mask(face, height, width) > 0].median()
+    ring &= (before - skin_luma).abs() < 0.12
+    luma = _luma(rgb)
+    return float((luma[brows].mean() - luma[ring].mean()).abs())
+
+
+def far_outside_face(face: Face, height: int, width: int) -> torch.Tensor:
+    """Pixels farther than 25% of the face's size outside its oval."""
+    return region_mask([face], height, width, "face", grow=0.25 * face.size) == 0
+
+
+def mean_level_difference(a: np.ndarray, b: np.ndarray, where: torch.Tensor) -> float:
+    diff = np.abs(a.astype(np.int16) - b.astype(np.int16)).mean(axis=2)
+    return float(torch.from_numpy(diff)[where].float().mean())
+
+
+def shifted(rgb: np.ndarray, dx: int) -> np.ndarray:
+    """`rgb` moved `dx` px to the right (edge pixels repeated on the left)."""
+    image = torch.from_numpy(np.array(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
+    moved = F.pad(image, (dx, 0, 0, 0), mode="replicate")[..., : rgb.shape[1]]
+    return moved[0].permute(1, 2, 0).round().to(torch.uint8).numpy()
