@@ -160,21 +160,17 @@ def send_progress_text(text: str, node_id: str | None) -> None:
 
 def user_directory() -> Path | None:
     """ComfyUI's user directory (where the task journal and result cache go), or None."""
-    folder_paths = _comfy_module("folder_paths")
-    get = getattr(folder_paths, "get_user_directory", None)
-    if get is None:
-        return None
-    try:
-        directory = get()
-    except Exception:
-        return None
-    return Path(directory) if directory else None
+    return _folder_path("get_user_directory")
 
 
 def input_directory() -> Path | None:
     """ComfyUI's input folder (what Load Image lists), or None outside ComfyUI."""
-    folder_paths = _comfy_module("folder_paths")
-    get = getattr(folder_paths, "get_input_directory", None)
+    return _folder_path("get_input_directory")
+
+
+def _folder_path(getter: str) -> Path | None:
+    """One of ComfyUI's folder_paths getters, or None outside ComfyUI (or when it fails)."""
+    get = getattr(_comfy_module("folder_paths"), getter, None)
     if get is None:
         return None
     try:

@@ -15,10 +15,8 @@ from typing import Any
 
 from . import comfy_bridge
 from .beauty_api.backend import CREDITS_PER_IMAGE, MODES, ApiBackend, RetouchOptions
-from .beauty_api.batch import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, check_concurrency
-from .beauty_api.client import DEFAULT_TIMEOUT, ClientSettings, check_timeout
-from .beauty_api.client import TIMEOUT_MAX as TIMEOUT_MAX_S
-from .beauty_api.client import TIMEOUT_MIN as TIMEOUT_MIN_S
+from .beauty_api.client import ClientSettings
+from .beauty_api.concurrency import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, check_concurrency
 from .beauty_api.errors import InvalidParameterError
 from .beauty_api.params import (
     FILTER_NAMES,
@@ -30,6 +28,9 @@ from .beauty_api.params import (
     SLIDER_NAMES,
     BeautyParams,
 )
+from .beauty_api.timeouts import DEFAULT_TIMEOUT, check_timeout
+from .beauty_api.timeouts import TIMEOUT_MAX as TIMEOUT_MAX_S
+from .beauty_api.timeouts import TIMEOUT_MIN as TIMEOUT_MIN_S
 from .node_runner import FaceBeautyProError, RunPlan, run_retouch
 
 OPTIONS_TYPE = "FACE_BEAUTY_OPTIONS"

@@ -33,24 +33,11 @@ from .concurrency import (
     LimiterClosed,
     check_concurrency,
 )
-from .errors import (
-    BatchFailed,
-    BeautyError,
-    NotSent,
-    RetouchCancelled,
-    is_account_error,
-)
+from .errors import BatchFailed, BeautyError, NotSent, RetouchCancelled, is_account_error
 from .local_work import LocalWorkGate, default_permits
 from .params import BeautyParams
 
-__all__ = [
-    "DEFAULT_CONCURRENCY",
-    "MAX_CONCURRENCY",
-    "BatchResult",
-    "ItemFailure",
-    "check_concurrency",
-    "retouch_batch",
-]
+__all__ = ["DEFAULT_CONCURRENCY", "MAX_CONCURRENCY", "BatchResult", "ItemFailure", "retouch_batch"]
 ORIGINS = ("new", "cached", "resumed", "local")  # "local": the offline engine (beauty_api.local)
 # The image of an outcome handed to `on_item_done` and then let go (`keep_images=False`).
 RELEASED_IMAGE = np.empty((0, 0, 3), dtype=np.uint8)

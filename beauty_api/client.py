@@ -36,11 +36,7 @@ from .protocol import (
     sync_result_text,
 )
 from .retry_policy import MIN_ATTEMPT_SECONDS, RetryHook, RetrySettings
-from .timeouts import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
-from .timeouts import TIMEOUT_MAX as TIMEOUT_MAX
-from .timeouts import TIMEOUT_MIN as TIMEOUT_MIN
-from .timeouts import check_timeout as check_timeout
-from .timeouts import positive_seconds as _positive
+from .timeouts import DEFAULT_TIMEOUT
 from .transport import Transport
 
 if TYPE_CHECKING:
@@ -66,6 +62,15 @@ class Upload(Protocol):
 
     @property
     def filename(self) -> str: ...
+
+
+def _positive(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and value == value  # not NaN
+        and 0 < value < float("inf")
+    )
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from .local_work import LocalWorkGate
 DEFAULT_COOLDOWN = 1.0
 DEFAULT_CONCURRENCY = 3  # images in flight in a batch, unless the caller says otherwise
 MAX_CONCURRENCY = 16
-_HISTORY_CAP = 1000
 
 
 def check_concurrency(concurrency: object) -> int:
@@ -33,6 +32,9 @@ def check_concurrency(concurrency: object) -> int:
             f"concurrency: {concurrency!r} is out of range; allowed 1..{MAX_CONCURRENCY} images in flight."
         )
     return concurrency
+
+
+_HISTORY_CAP = 1000
 
 
 class LimiterClosed(Exception):

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 import beauty_api
-from beauty_api.batch import check_concurrency
-from beauty_api.client import DEFAULT_TIMEOUT, ClientSettings, check_timeout
+from beauty_api.client import ClientSettings
+from beauty_api.concurrency import check_concurrency
 from beauty_api.errors import InvalidParameterError
+from beauty_api.timeouts import DEFAULT_TIMEOUT, check_timeout
 
 REPO = Path(__file__).resolve().parents[1]
 PACK_FILES = [*sorted((REPO / "beauty_api").rglob("*.py")), REPO / "nodes.py", REPO / "comfy_bridge.py"]
