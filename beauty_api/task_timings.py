@@ -12,33 +12,14 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from .clock import Clock
+from .config import normalise_base_url
 from .poll_schedule import Expectation, Observation, TaskTimer, expect
 from .private_store import PrivateSqlite
 
 KEEP = 20
 SCHEMA_VERSION = 1
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def normalise_base_url(base_url: str) -> str:
-    """One spelling per API address: `scheme://host:port/prefix`, lower-case, explicit port, no trailing slash.
-
-    Local stand-in for the shared normaliser of issue 7 (`config.normalise_base_url` on branch
-    `review`, same output): on merge, import that one and delete this.
-    """
-    parts = urlsplit(base_url.strip())
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    host = f"[{host}]" if ":" in host else host
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    port = port if port is not None else _DEFAULT_PORTS.get(scheme, 0)
-    return f"{scheme}://{host}:{port}{parts.path.rstrip('/')}"
 
 
 def _setup(conn: sqlite3.Connection) -> None:

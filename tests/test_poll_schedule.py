@@ -26,7 +26,7 @@ from beauty_api.poll_schedule import (
     fixed_times,
     query_times,
 )
-from beauty_api.task_timings import KEEP, TaskTimings, normalise_base_url
+from beauty_api.task_timings import KEEP, TaskTimings
 
 API = "https://api.example"
 
@@ -144,13 +144,6 @@ def test_an_unusable_timings_file_degrades_to_memory(tmp_path):
     timings = TaskTimings(blocker / "timings.sqlite3")
     timings.record(API, Observation(1.0, 1.2))
     assert timings.recent(API) == [Observation(1.0, 1.2)]
-
-
-def test_base_url_normalisation():
-    assert normalise_base_url("HTTPS://Api.Example/") == "https://api.example:443"
-    assert normalise_base_url("https://api.example:443") == "https://api.example:443"
-    assert normalise_base_url("http://127.0.0.1:8765/prefix/") == "http://127.0.0.1:8765/prefix"
-    assert normalise_base_url("http://[::1]") == "http://[::1]:80"
 
 
 # -- the real pipeline against the emulator, in fake time ----------------------------------------
