@@ -20,9 +20,10 @@ import threading
 from dataclasses import dataclass, field
 
 from . import comfy_bridge
-from .beauty_api.backend import Progress, RetouchOutcome, RetryNotice
+from .beauty_api.backend import RetouchOutcome
 from .beauty_api.batch import BatchResult
 from .beauty_api.clock import DEFAULT_CLOCK, Clock
+from .beauty_api.progress_events import Progress, RetryNotice
 
 log = logging.getLogger("beauty_api.node_status")  # one logger tree for the pack
 

@@ -14,7 +14,6 @@ implements; the batch layer, the CLI and the ComfyUI nodes only talk to it.
 from __future__ import annotations
 
 import logging
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -24,13 +23,12 @@ from .clock import CancelCheck, Clock, Deadline
 from .clock import check_cancel as raise_if_cancelled
 from .codec import EncodedImage, SourceImage, attach_alpha, decode_image, encode_for_upload, fit_to_size
 from .errors import (
-    RATE_LIMIT_CODES,
-    ApiError,
     ImageError,
     InvalidParameterError,
     TaskFailedError,
 )
 from .fingerprint import request_fingerprint
+from .image_run import ImageRun
 from .journal import new_owner
 from .journal_claims import HEARTBEAT_SECONDS
 from .params import BeautyParams
@@ -38,9 +36,6 @@ from .progress_events import (
     Progress,
     ProgressCallback,
     ResizeNotice,
-    RetryNotice,
-    operation_name,
-    retry_reason,
 )
 from .result_cache import NullCache, ResultCache
 from .resume import STAGE_BY_STATUS, TaskGone, resume_recorded
@@ -177,7 +172,7 @@ class ApiBackend:
         encoding the next image and decoding the last overlap with the tasks in flight.
         """
         started = self.clock.monotonic()
-        run = _Run(self, index, started, on_progress, check_cancel, limiter)
+        run = ImageRun(self.clock, index, started, on_progress, check_cancel, limiter)
         raise_if_cancelled(check_cancel)  # a batch cancelled before this image began encodes nothing
         run.emit("encoding")
         # Image work holds one of the batch's few permits (local_work.py): from here to the upload
@@ -205,7 +200,7 @@ class ApiBackend:
                     log.warning("A cached result did not decode; fetching it again.")
                 else:
                     run.emit("cached", cached.meta.get("task_id"))
-                    return run.outcome(image, "cached", cached.meta.get("task_id"), 0)
+                    return RetouchOutcome(image, "cached", cached.meta.get("task_id"), run.elapsed(), 0)
 
         if options.mode == "sync":
             with run.in_flight():
@@ -220,7 +215,7 @@ class ApiBackend:
             run.hold_local_work()
             image = self._keep(fingerprint, data, shape, options, task_id=None)
             run.emit("done")
-            return run.outcome(image, "new", None, CREDITS_PER_IMAGE)
+            return RetouchOutcome(image, "new", None, run.elapsed(), CREDITS_PER_IMAGE)
 
         with run.in_flight():
             data, origin, task_id = self._async_result(
@@ -232,10 +227,10 @@ class ApiBackend:
             self.journal.record_done(fingerprint)
         run.emit("done", task_id)
         credits = CREDITS_PER_IMAGE if origin == "new" else 0
-        return run.outcome(image, origin, task_id, credits)
+        return RetouchOutcome(image, origin, task_id, run.elapsed(), credits)
 
     def _async_result(
-        self, fingerprint: str, upload: EncodedImage, params: BeautyParams, deadline: Deadline, run: _Run
+        self, fingerprint: str, upload: EncodedImage, params: BeautyParams, deadline: Deadline, run: ImageRun
     ) -> tuple[bytes, str, str]:
         """The result bytes of a resumed or new task, and which of the two it was."""
         journal = self.journal
@@ -310,7 +305,7 @@ class ApiBackend:
 
         return check
 
-    def _claim(self, fingerprint: str, deadline: Deadline, run: _Run) -> Claim | None:
+    def _claim(self, fingerprint: str, deadline: Deadline, run: ImageRun) -> Claim | None:
         """Ask the journal what to do; while another live process is submitting this image, wait."""
         if self.journal is None:
             return None
@@ -322,7 +317,9 @@ class ApiBackend:
             check_cancel=run.check_cancel,
         )
 
-    def _wait(self, task_id: str, deadline: Deadline, run: _Run, *, submitted_at: float | None = None) -> str:
+    def _wait(
+        self, task_id: str, deadline: Deadline, run: ImageRun, *, submitted_at: float | None = None
+    ) -> str:
         """Poll until done; a task submitted just now is looked at around when this API's tasks
         have been finishing, and teaches when this one did (task_timings.TaskPolling)."""
         polling = TaskPolling(self.timings, self.client.base_url, self.clock, submitted_at)
@@ -345,7 +342,7 @@ class ApiBackend:
         polling.finished()
         return url
 
-    def _download(self, fingerprint: str, url: str, run: _Run, task_id: str) -> bytes:
+    def _download(self, fingerprint: str, url: str, run: ImageRun, task_id: str) -> bytes:
         if self.journal is not None:
             self.journal.record_result_url(fingerprint, url)
         run.emit("downloading", task_id)
@@ -387,62 +384,3 @@ class _Shape:
 
     size: tuple[int, int]
     alpha: np.ndarray | None
-
-
-class _Run:
-    """The per-image context: progress reporting, cancel hook and the batch's concurrency limiter."""
-
-    def __init__(
-        self,
-        backend: ApiBackend,
-        index: int,
-        started: float,
-        on_progress: ProgressCallback | None,
-        check_cancel: CancelCheck | None,
-        limiter: AdaptiveLimiter | None,
-    ) -> None:
-        self.backend = backend
-        self.index = index
-        self.started = started
-        self.on_progress = on_progress
-        self.check_cancel = check_cancel
-        self.limiter = limiter
-
-    def elapsed(self) -> float:
-        return self.backend.clock.monotonic() - self.started
-
-    def emit(self, stage: str, task_id: str | None = None, *, expected: float | None = None) -> None:
-        self.send(Progress(self.index, stage, task_id, self.elapsed(), expected=expected))
-
-    def send(self, progress: Progress) -> None:
-        if self.on_progress is not None:
-            self.on_progress(progress)
-
-    def hold_local_work(self) -> None:
-        """Hold one of the batch's permits for image work, if the batch has a gate (see `retouch`)."""
-        gate = None if self.limiter is None else self.limiter.local_work
-        if gate is not None:
-            gate.hold(self.check_cancel)
-
-    def in_flight(self) -> AbstractContextManager[None]:
-        """Hold one of the limiter's slots (waiting, cancellably, for one to free up)."""
-        return nullcontext() if self.limiter is None else self.limiter.slot(self.check_cancel)
-
-    def on_retry(self, event: RetryEvent) -> None:
-        """Called by the transport before each backoff: tell the limiter when the API says slow
-        down, and the display what failed and when the next try is."""
-        error = event.error
-        rate_limited = isinstance(error, ApiError) and error.code in RATE_LIMIT_CODES
-        if self.limiter is not None and rate_limited:
-            self.limiter.on_rate_limited()
-        notice = RetryNotice(
-            event.attempt,
-            event.max_attempts,
-            retry_reason(error),
-            event.delay,
-            operation_name(event.operation),
-        )
-        self.send(Progress(self.index, "retrying", None, self.elapsed(), retry=notice))
-
-    def outcome(self, image: np.ndarray, origin: str, task_id: str | None, credits: int) -> RetouchOutcome:
-        return RetouchOutcome(image, origin, task_id, self.elapsed(), credits)

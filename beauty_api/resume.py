@@ -29,8 +29,9 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .backend import ApiBackend, _Run
+    from .backend import ApiBackend
     from .clock import Deadline
+    from .image_run import ImageRun
     from .journal import Claim
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class TaskGone(Exception):
 
 
 def resume_recorded(
-    backend: ApiBackend, fingerprint: str, claim: Claim, deadline: Deadline, run: _Run
+    backend: ApiBackend, fingerprint: str, claim: Claim, deadline: Deadline, run: ImageRun
 ) -> bytes:
     """The result bytes of the task `claim` names; TaskGone, TaskFailedError or ResumeFailed otherwise."""
     task_id = claim.task_id
@@ -88,7 +89,7 @@ def resume_recorded(
         raise _unknown(task_id, error) from None
 
 
-def _probe(backend: ApiBackend, url: str | None, run: _Run) -> bytes | None:
+def _probe(backend: ApiBackend, url: str | None, run: ImageRun) -> bytes | None:
     """One quick try of a recorded result URL (no retries): its bytes, or None."""
     if not url:
         return None

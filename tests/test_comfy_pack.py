@@ -24,8 +24,8 @@ import pytest
 import torch
 from pack_loader import PACK_NAME, exec_pack, load_pack
 
-from beauty_api.backend import Progress
 from beauty_api.clock import FakeClock
+from beauty_api.progress_events import Progress
 
 SLIDER_NAMES = ("whitening", "smoothing", "thinface", "shrink_face", "enlarge_eye", "remove_eyebrow")
 # Every slider at 0 and no filter: the emulator returns the input unchanged, so order is checkable.

@@ -10,11 +10,12 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from ..backend import DEFAULT_OPTIONS, Progress, ProgressCallback, RetouchOptions, RetouchOutcome
+from ..backend import DEFAULT_OPTIONS, RetouchOptions, RetouchOutcome
 from ..clock import CancelCheck
 from ..clock import check_cancel as raise_if_cancelled
 from ..codec import SourceImage, attach_alpha
 from ..params import BeautyParams
+from ..progress_events import Progress, ProgressCallback
 
 if TYPE_CHECKING:
     from ..concurrency import AdaptiveLimiter
