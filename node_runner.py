@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import comfy_bridge
 from .beauty_api import codec
-from .beauty_api.backend import RetouchBackend, RetouchOptions
-from .beauty_api.batch import BatchResult, retouch_batch
+from .beauty_api.backend import RetouchBackend, RetouchOptions, RetouchOutcome
+from .beauty_api.batch import retouch_batch
 from .beauty_api.clock import DEFAULT_CLOCK
-from .beauty_api.errors import BatchFailed, BeautyError, ConfigurationError, RetouchCancelled
+from .beauty_api.errors import BatchFailed, BeautyError, ConfigurationError, ImageError, RetouchCancelled
 from .beauty_api.params import BeautyParams
 from .node_status import NodeStatus, StatusPublisher, report_text
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger("beauty_api.node_runner")  # one logger tree for the pack
 
@@ -138,25 +142,32 @@ def _retouch_blocking(
     """The whole job, off the event loop: key check, encode, retouch, assemble, report."""
     backend = plan.make_backend()
     # An ApiBackend closes its HTTP connections when the batch is over (also after a Cancel).
+    output = OutputBatch(image)
+
+    def on_item_done(index: int, outcome: RetouchOutcome | None) -> None:
+        if outcome is not None:
+            output.put(index, outcome.image)  # straight into the IMAGE tensor; the batch then lets it go
+        status.on_item_done(index, outcome)
+
     with backend if isinstance(backend, AbstractContextManager) else nullcontext(backend):
-        sources = codec.images_from_input(image)
         result = retouch_batch(
             backend,
-            sources,
+            codec.lazy_batch(image),  # one uint8 copy per image in flight, not of the whole batch
             params,
             options=plan.retouch_options,
             concurrency=plan.concurrency,
             on_progress=status.on_progress,
-            on_item_done=status.on_item_done,
+            on_item_done=on_item_done,
             check_cancel=watch,
+            keep_images=False,
         )
     status.finish(result, passed_through=plan.pass_through)
     if not plan.pass_through:
         result.raise_for_failures()
-    output = _assemble(image, sources, result)
+    tensor = output.tensor(passed_through=[failure.index for failure in result.failures])
     report = report_text(result, passed_through=plan.pass_through)
     log.info("Face Beauty Pro:\n%s", report)
-    return output, report
+    return tensor, report
 
 
 def batch_size(image: Any) -> int:
@@ -164,26 +175,52 @@ def batch_size(image: Any) -> int:
     return 1 if len(image.shape) <= 3 else int(image.shape[0])
 
 
-def _assemble(image: Any, sources: Sequence[codec.SourceImage], result: BatchResult) -> Any:
-    """One IMAGE tensor in input order; failed images (pass through) are the input, unchanged.
+class OutputBatch:
+    """The node's IMAGE output, filled in as each result arrives, so a batch never holds its
+    results twice (a list of arrays, then the stacked tensor).
 
-    A failed image is the decoded source (already scaled to 0..1 like the rest); only a float
-    input is copied back as is, so its exact values survive. An integer tensor (uint8 0..255)
-    is never cast without scaling, and a 3-D `[H,W,C]` input is one image, not H rows.
+    Failed images (pass through) are the input, unchanged: a float input is copied back as is,
+    so its exact values survive; an integer tensor (uint8 0..255) is scaled, never cast; a
+    3-D `[H,W,C]` input is one image, not H rows.
     """
-    arrays = [
-        outcome.image if outcome is not None else codec.attach_alpha(source.rgb, source.alpha)
-        for source, outcome in zip(sources, result.outcomes, strict=True)
-    ]
-    output = codec.to_comfy_tensor(arrays)
-    batch = image if len(image.shape) > 3 else image.unsqueeze(0)
-    if not batch.is_floating_point():
-        return output
-    for failure in result.failures:
-        original = batch[failure.index]
-        if tuple(original.shape) == tuple(output.shape[1:]):
-            output[failure.index] = original.to(device=output.device, dtype=output.dtype)
-    return output
+
+    def __init__(self, image: Any) -> None:
+        self.batch = image if len(image.shape) > 3 else image.unsqueeze(0)
+        self._lock = threading.Lock()
+        self._tensor: Any = None
+
+    def put(self, index: int, array: np.ndarray) -> None:
+        """Place one result (HxWxC uint8) at its index; results must share one shape."""
+        import torch
+
+        with self._lock:
+            if self._tensor is None:
+                shape = (int(self.batch.shape[0]), *array.shape)
+                self._tensor = torch.zeros(shape, dtype=torch.float32)
+            if tuple(self._tensor.shape[1:]) != array.shape:
+                raise ImageError(
+                    f"results in one batch must share a shape, got {tuple(self._tensor.shape[1:])} and "
+                    f"{array.shape}; turn keep_returned_size off to get every result at its input's size"
+                )
+            self._tensor[index] = torch.from_numpy(array).to(torch.float32).div_(255.0)
+
+    def tensor(self, passed_through: Sequence[int] = ()) -> Any:
+        """The finished IMAGE tensor; the `passed_through` indices get their input back."""
+        import torch
+
+        if self._tensor is None:  # nothing succeeded: every image is passed through
+            return codec.to_comfy_tensor([self._as_array(i) for i in range(int(self.batch.shape[0]))])
+        for index in passed_through:
+            original = self.batch[index]
+            if self.batch.is_floating_point() and tuple(original.shape) == tuple(self._tensor.shape[1:]):
+                self._tensor[index] = original.to(dtype=torch.float32, device=self._tensor.device)
+            else:
+                self.put(index, self._as_array(index))
+        return self._tensor
+
+    def _as_array(self, index: int) -> np.ndarray:
+        source = codec.images_from_input(self.batch[index])[0]
+        return codec.attach_alpha(source.rgb, source.alpha)
 
 
 def _message(error: BeautyError) -> str:

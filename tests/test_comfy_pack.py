@@ -658,3 +658,26 @@ def test_pyproject_declares_the_minimum_comfyui_for_async_nodes() -> None:
         0
     ]  # tomllib is 3.11+, the pack runs on 3.10
     assert re.search(r'^requires-comfyui = ">=0\.3\.45"$', comfy_table, re.MULTILINE)
+
+
+def test_the_node_converts_one_image_at_a_time_and_fills_its_output_in_place(
+    api: Any, nodes: types.ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Memory: the IMAGE batch is already in memory, so the node never makes a uint8 copy of all
+    of it (only of the images in flight), and results go straight into the output tensor."""
+    lazy = sys.modules[f"{PACK_NAME}.beauty_api.codec.lazy_sources"]
+    real = lazy.images_from_input
+    converted: list[int] = []
+
+    def counting(image: Any) -> Any:
+        converted.append(1 if len(image.shape) == 3 else int(image.shape[0]))
+        return real(image)
+
+    monkeypatch.setattr(lazy, "images_from_input", counting)
+    image = portraits(4)
+    output, report = run_node(nodes.FaceBeautyPro(), image, RETOUCH)
+
+    assert converted == [1, 1, 1, 1]  # four single images, never the batch of four
+    assert output.shape == image.shape and output.dtype == torch.float32
+    assert all(not torch.equal(output[i], image[i]) for i in range(4))  # every result is in place
+    assert report.count("new") >= 4
