@@ -43,7 +43,13 @@ class DeadlineExceeded(BeautyError, TimeoutError):
 
 
 class TransportError(BeautyError):
-    """The API could not be reached, or the connection broke, and retries did not help."""
+    """The API could not be reached, or the connection broke, and retries did not help.
+
+    `reason` is the cause in a few secret-free words ("connection refused", "read timeout"), for
+    displays: the requests exception itself is never kept (it holds the request's headers).
+    """
+
+    reason: str = ""
 
 
 class SubmitOutcomeUnknown(TransportError):

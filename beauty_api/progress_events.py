@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import RATE_LIMIT_CODES, ApiError, ProtocolError
+from .errors import RATE_LIMIT_CODES, ApiError, ProtocolError, TransportError
 from .network_failures import failure_reason
 
 
@@ -66,6 +66,8 @@ def retry_reason(error: BaseException) -> str:
         return f"rate limited, {status}" if error.code in RATE_LIMIT_CODES else status
     if isinstance(error, ProtocolError):
         return "unreadable answer"
+    if isinstance(error, TransportError) and error.reason:
+        return error.reason
     answered = re.search(r"\bHTTP (\d{3})\b", str(error))
     if answered is not None and error.__cause__ is None:  # e.g. the result host answered 503
         return f"HTTP {answered.group(1)}"

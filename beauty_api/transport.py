@@ -304,6 +304,7 @@ class Transport:
             f"{attempt} of {self.retry.max_attempts}). Check the network connection and any proxy "
             f"(HTTPS_PROXY / NO_PROXY), and {ENV_BASE_URL} (now {self.base_url})."
         )
+        error.reason = reason
         return error, not is_retryable_failure(exc)
 
     def _unknown_outcome(self, operation: str, reason: str) -> SubmitOutcomeUnknown:

@@ -622,3 +622,16 @@ def test_transport_repr_and_key_type(clock):
     assert SECRET not in repr(transport) and "api.test" in repr(transport)
     with pytest.raises(TypeError):
         Transport(BASE, SECRET, clock=clock)  # type: ignore[arg-type]
+
+
+def test_a_retry_says_what_failed_although_the_network_error_is_not_kept(rsps, clock):
+    """The requests exception is dropped (it holds the key), so the reason travels as words."""
+    from beauty_api.progress_events import retry_reason
+
+    rsps.add(responses.POST, URL, body=refused())
+    rsps.add(responses.POST, URL, json=ok())
+    events = []
+    call(make(clock), on_retry=events.append)
+    (event,) = events
+    assert event.error.__cause__ is None and event.error.__context__ is None
+    assert retry_reason(event.error) == "connection refused"

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from .effect import warm_up_local_engine
 from .server import Emulator
 
 ANY_KEY_HINT = "any-non-empty-key"
@@ -76,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log=None if args.quiet else _log,
         effect=args.effect,
     )
+    if emulator.effect == "local":  # before listening: a client never meets a cold first render
+        warm_up_local_engine()
     emulator.start()
     key = ANY_KEY_HINT if args.any_key else args.api_key
     print(f"Face Beauty Pro emulator: {emulator.base_url} (results on {emulator.cdn_base_url})")

@@ -143,6 +143,12 @@ _engine_lock = threading.Lock()
 _engine: list[object] = []
 
 
+def warm_up_local_engine() -> None:
+    """Import torch and load the face models now, so the first submit is answered as fast as the
+    rest (a cold first render takes seconds, which would make the first task look done at once)."""
+    render(np.full((128, 128, 3), 128, dtype=np.uint8), {}, None, "local")
+
+
 def render(rgb: np.ndarray, sliders: Mapping[str, int], filter_type: int | None, effect: str) -> np.ndarray:
     """The emulator's answer: the local engine's retouch (`effect` "local") or the stand-in."""
     if effect != "local":

@@ -41,7 +41,7 @@ from graph_ui import (
     widget_values,
 )
 from playwright.sync_api import Page, sync_playwright
-from servers import PACK_FOLDER, ComfyUI, Emulator, get_json
+from servers import PACK_FOLDER, ComfyUI, Emulator, get_json, post_json
 
 REPO = Path(__file__).resolve().parents[2]
 CATEGORY_TITLE = "Face Beauty Pro"
@@ -336,6 +336,46 @@ def check_missing_key(run: Run) -> list[str]:
     return problems
 
 
+def check_offline_nodes_run(run: Run) -> list[str]:
+    """Face Beauty (Local) and Face Beauty Face Mask run in the real ComfyUI (its own torch) with
+    nothing from the API: the emulator bills nothing, the outputs reach the preview nodes."""
+    billed = run.emulator.credits_billed()
+    sample = "face_beauty_pro_sample_portrait.png"
+    sliders = dict(whitening=60, smoothing=80, thinface=40, shrink_face=30, enlarge_eye=60, remove_eyebrow=0)
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": sample}},
+        "2": {
+            "class_type": "FaceBeautyLocal",
+            "inputs": {"image": ["1", 0], **sliders, "filter_type": "Calm"},
+        },
+        "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}},
+        "4": {
+            "class_type": "FaceBeautyFaceMask",
+            "inputs": {"image": ["1", 0], "region": "skin", "feather": 6.0, "grow": 0.0},
+        },
+        "5": {"class_type": "MaskToImage", "inputs": {"mask": ["4", 0]}},
+        "6": {"class_type": "PreviewImage", "inputs": {"images": ["5", 0]}},
+        "7": {"class_type": "PreviewAny", "inputs": {"source": ["2", 1]}},
+    }
+    started = time.monotonic()
+    prompt_id = post_json(f"{run.comfy.url}/prompt", {"prompt": prompt})["prompt_id"]
+    wait_idle(run.comfy, started, timeout=180)
+    entry = get_json(f"{run.comfy.url}/history/{prompt_id}").get(prompt_id, {})
+    status, outputs = entry.get("status", {}), entry.get("outputs", {})
+    problems = []
+    if status.get("status_str") != "success":
+        problems.append(f"the offline graph did not succeed: {status}")
+    for node in ("3", "6"):
+        if not outputs.get(node, {}).get("images"):
+            problems.append(f"preview node {node} got no image")
+    report = " ".join(map(str, outputs.get("7", {}).get("text", [])))
+    if "1 face" not in report or "0 credits" not in report:
+        problems.append(f"the local report does not say '1 face' and '0 credits': {report!r}")
+    if run.emulator.credits_billed() != billed:
+        problems.append("the offline nodes caused an API bill")
+    return problems
+
+
 CHECKS: list[tuple[str, Callable[[Run], list[str]]]] = [
     ("templates open with every node visible, none overlapping", check_templates_open_laid_out),
     ("node search finds the node by the words people type", check_search_terms),
@@ -346,6 +386,7 @@ CHECKS: list[tuple[str, Callable[[Run], list[str]]]] = [
     ("Cancel: 'cancelled', then the re-run resumes without paying", check_cancel_then_resume),
     ("no credits: failed, saying so, the bar empty", check_not_enough_credits),
     ("no API key: 'error' and how to set the key (restarts ComfyUI)", check_missing_key),
+    ("offline nodes: Face Beauty (Local) and Face Mask run, nothing billed", check_offline_nodes_run),
 ]
 
 
