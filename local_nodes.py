@@ -269,8 +269,10 @@ def _retouch_local_blocking(
     except (ModelFileError, ImportError) as error:
         raise FaceBeautyProError(str(error)) from None
     arrays = [codec.attach_alpha(r.image, s.alpha) for r, s in zip(results, sources, strict=True)]
-    lines = [f"image {i}: local, {r.note}, {r.seconds:.2f} s, 0 credits" for i, r in enumerate(results)]
-    without = [str(i) for i, r in enumerate(results) if r.faces == 0]
+    lines = [
+        f"image {i}: local, {r.note}, {r.seconds:.2f} s, 0 credits" for i, r in enumerate(results, start=1)
+    ]  # people count from 1
+    without = [str(i) for i, r in enumerate(results, start=1) if r.faces == 0]
     lines.append(
         f"total: {len(results)} image(s) retouched locally"
         + (f"; no face in image(s) {', '.join(without)} (filter only)" if without else "")

@@ -171,7 +171,7 @@ def test_local_node_retouches_the_batch_and_reports(
     )
     assert image.shape == batch.shape and image.dtype == torch.float32
     assert (image[0] - batch[0]).abs().mean() > 0.005
-    assert "image 0: local, 1 face" in report and "image 1: local, no face" in report
+    assert "image 1: local, 1 face" in report and "image 2: local, no face" in report  # from 1
     assert "0 credits" in report
     assert state["updates"][-1] == (2, 2)
 

@@ -351,7 +351,14 @@ def check_offline_nodes_run(run: Run) -> list[str]:
         "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}},
         "4": {
             "class_type": "FaceBeautyFaceMask",
-            "inputs": {"image": ["1", 0], "region": "skin", "feather": 6.0, "grow": 0.0},
+            "inputs": {
+                "image": ["1", 0],
+                "region": "skin",
+                "feather": 6.0,
+                "grow": 0.0,
+                "max_faces": 4,
+                "video": False,
+            },
         },
         "5": {"class_type": "MaskToImage", "inputs": {"mask": ["4", 0]}},
         "6": {"class_type": "PreviewImage", "inputs": {"images": ["5", 0]}},
