@@ -7,26 +7,14 @@ and the API nodes never pay for loading torch models.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from typing import Any
 
 from . import comfy_bridge
 from .beauty_api import codec
-from .beauty_api.errors import BeautyError, RetouchCancelled
+from .beauty_api.backend import DEFAULT_OPTIONS, RetouchBackend
 from .beauty_api.params import BeautyParams
-from .node_runner import FaceBeautyProError
+from .node_runner import FaceBeautyProError, RunPlan, run_retouch
 from .nodes import CATEGORY, FaceBeautyPro
-
-log = logging.getLogger("beauty_api.local_nodes")  # one logger tree for the pack
-CANCEL_POLL_SECONDS = 0.05  # how often the node's coroutine looks whether a worker has seen Cancel
-
-
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    """Mark a finished worker's exception as seen (it may finish after the node gave up on it)."""
-    if not task.cancelled():
-        task.exception()
-
 
 # -- Face Beauty Face Mask (offline face analysis, no API) ----------------------------------------
 
@@ -187,9 +175,11 @@ class FaceBeautyLocal:
         video: bool = False,
         unique_id: str | None = None,
     ) -> tuple[Any, str]:
-        """Retouch the batch in a worker thread; progress and Cancel as in Face Beauty Pro."""
-        try:
-            params = BeautyParams(
+        """Retouch the batch in a worker thread, with Face Beauty Pro's run loop: the same progress,
+        node text, Cancel and error messages (node_runner), 0 credits."""
+
+        def make_params() -> BeautyParams:
+            return BeautyParams(
                 whitening=whitening,
                 smoothing=smoothing,
                 thinface=thinface,
@@ -198,86 +188,14 @@ class FaceBeautyLocal:
                 remove_eyebrow=remove_eyebrow,
                 filter_type=filter_type,
             )
-        except BeautyError as error:
-            raise FaceBeautyProError(str(error)) from None
-        node_id = None if unique_id is None else str(unique_id)
-        try:
-            return await _run_local(image, params, bool(video), node_id)
-        except RetouchCancelled:
-            interrupt = comfy_bridge.interrupt_exception_type()
-            if interrupt is None:
-                raise
-            raise interrupt() from None
 
+        def make_backend() -> RetouchBackend:
+            from .beauty_api.local.backend import LocalBackend
 
-async def _run_local(image: Any, params: BeautyParams, video: bool, node_id: str | None) -> tuple[Any, str]:
-    """The local batch in a thread; the event loop shows "n/N done" and watches for Cancel meanwhile."""
-    total = int(image.shape[0])
-    watch = comfy_bridge.InterruptWatch()
-    bar = comfy_bridge.progress_bar(total, node_id)
-    done = [0]
-    shown = [-1]
+            # CPU: the path the tests and benchmarks measure (LocalEngine takes a device).
+            return LocalBackend(device="cpu", video=codec.lazy_batch(image) if video else None)
 
-    def publish() -> None:
-        count = done[0]
-        if count == shown[0]:
-            return
-        shown[0] = count
-        try:
-            bar.update_absolute(count, total)
-            comfy_bridge.send_progress_text(f"Face Beauty (Local): {count}/{total} done", node_id)
-        except BaseException as error:  # ComfyUI's progress hook raises the interrupt: keep it
-            if comfy_bridge.is_interrupt(error):
-                watch.trip(error)
-            else:
-                log.debug("progress update failed: %s", error)
-
-    def on_frame(index: int, result: object) -> None:
-        done[0] = index + 1
-
-    publish()
-    watch.raise_if_tripped()
-    work = asyncio.ensure_future(
-        asyncio.to_thread(_retouch_local_blocking, image, params, video, watch, on_frame)
-    )
-    work.add_done_callback(_retrieve)
-    try:
-        while not work.done():
-            publish()
-            watch.raise_if_tripped()
-            await asyncio.wait({work}, timeout=CANCEL_POLL_SECONDS)
-        publish()
-        watch.raise_if_tripped()
-        return work.result()
-    finally:
-        if not work.done():
-            watch.trip(RetouchCancelled("The node was cancelled."))
-
-
-def _retouch_local_blocking(
-    image: Any, params: BeautyParams, video: bool, watch: comfy_bridge.InterruptWatch, on_frame: Any
-) -> tuple[Any, str]:
-    from .beauty_api.local.engine import LocalEngine
-    from .beauty_api.local.models import ModelFileError
-
-    sources = codec.images_from_input(image)
-    try:
-        # CPU: fast enough for the issue's goals and the path the tests measure (LocalEngine takes a device).
-        results = LocalEngine(device="cpu").retouch_frames(
-            [source.rgb for source in sources], params, track=video, check_cancel=watch, on_frame=on_frame
+        plan = RunPlan(
+            make_backend=make_backend, retouch_options=DEFAULT_OPTIONS, concurrency=1, pass_through=False
         )
-    except (ModelFileError, ImportError) as error:
-        raise FaceBeautyProError(str(error)) from None
-    arrays = [codec.attach_alpha(r.image, s.alpha) for r, s in zip(results, sources, strict=True)]
-    lines = [
-        f"image {i}: local, {r.note}, {r.seconds:.2f} s, 0 credits" for i, r in enumerate(results, start=1)
-    ]  # people count from 1
-    without = [str(i) for i, r in enumerate(results, start=1) if r.faces == 0]
-    lines.append(
-        f"total: {len(results)} image(s) retouched locally"
-        + (f"; no face in image(s) {', '.join(without)} (filter only)" if without else "")
-        + "; 0 credits spent"
-    )
-    report = "\n".join(lines)
-    log.info("Face Beauty (Local):\n%s", report)
-    return codec.to_comfy_tensor(arrays), report
+        return await run_retouch(image, make_params, plan, None if unique_id is None else str(unique_id))

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from . import comfy_bridge
 from .beauty_api.backend import RetouchOutcome
-from .beauty_api.batch import BatchResult
+from .beauty_api.batch import ORIGINS, BatchResult
 from .beauty_api.clock import DEFAULT_CLOCK, Clock
 from .beauty_api.progress_events import Progress, RetryNotice
 
@@ -195,7 +195,7 @@ class NodeStatus:
         unsent = [(n, i) for n, i in enumerate(self._images, start=1) if i.stage == "not_sent"]
         if (failed or unsent) and not passed_through:
             return self._failure_lines(seconds, counts, failed, unsent)
-        parts = [f"{counts[origin]} {origin}" for origin in ("new", "cached", "resumed") if counts[origin]]
+        parts = [f"{counts[origin]} {origin}" for origin in ORIGINS if counts[origin]]
         if failed or unsent:
             parts.append(f"{len(failed) + len(unsent)} passed through")
         lines = [f"done · {', '.join(parts) or 'nothing to do'} · {seconds} s", credit_line(result)]
@@ -319,6 +319,9 @@ def report_text(result: BatchResult, passed_through: bool) -> str:
             unchanged = " (passed through unchanged)" if passed_through else ""
             lines.append(f"image {number}: FAILED{unchanged} {detail}")
             continue
+        if outcome.origin == "local":  # the offline engine: no task, never paid
+            lines.append(f"image {number}: local, {outcome.note}, {outcome.seconds:.2f} s, 0 credits")
+            continue
         task = f"task {outcome.task_id}" if outcome.task_id else "no task"
         paid = (
             f"paid {outcome.credits_spent} credits when made"
@@ -327,8 +330,9 @@ def report_text(result: BatchResult, passed_through: bool) -> str:
         )
         lines.append(f"image {number}: {outcome.origin}, {task}, {outcome.seconds:.1f} s, {paid}")
     counts = result.counts()
+    local = f"{counts['local']} local, " if counts["local"] else ""
     lines.append(
-        f"total: {len(result.outcomes)} image(s): {counts['new']} new, {counts['cached']} cached, "
+        f"total: {len(result.outcomes)} image(s): {local}{counts['new']} new, {counts['cached']} cached, "
         f"{counts['resumed']} resumed, {len(result.failures)} failed; {credit_line(result)}"
     )
     return "\n".join(lines)

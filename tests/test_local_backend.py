@@ -173,7 +173,8 @@ def test_local_node_retouches_the_batch_and_reports(
     assert (image[0] - batch[0]).abs().mean() > 0.005
     assert "image 1: local, 1 face" in report and "image 2: local, no face" in report  # from 1
     assert "0 credits" in report
-    assert state["updates"][-1] == (2, 2)
+    steps = 2 * sys.modules[f"{PACK_NAME}.node_status"].STEPS_PER_IMAGE  # the Pro node's bar: 2 images
+    assert state["updates"][-1] == (steps, steps)
 
 
 def test_local_node_all_zero_returns_the_input(

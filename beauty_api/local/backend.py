@@ -18,22 +18,48 @@ from ..params import BeautyParams
 from ..progress_events import Progress, ProgressCallback
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ..concurrency import AdaptiveLimiter
     from .engine import LocalEngine
+    from .face import Face
 
 ORIGIN = "local"
 
 
 class LocalBackend:
-    """RetouchBackend over LocalEngine. One image at a time: torch already uses every core for one."""
+    """RetouchBackend over LocalEngine. One image at a time: torch already uses every core for one.
 
-    def __init__(self, engine: LocalEngine | None = None, *, device: str | None = None) -> None:
+    `video`: the frames of one video, in order (the batch's own sources; a lazy Sequence is fine).
+    The faces are then tracked across all of them once, on the first call, and image `index` is
+    retouched with frame `index`'s tracked faces: no jitter, and any call order works.
+    """
+
+    def __init__(
+        self,
+        engine: LocalEngine | None = None,
+        *,
+        device: str | None = None,
+        video: Sequence[SourceImage] | None = None,
+    ) -> None:
         if engine is None:
             from .engine import LocalEngine
 
             engine = LocalEngine(device=device)
         self.engine = engine
+        self.video = video
+        self._tracked: list[list[Face]] | None = None
         self._lock = threading.Lock()
+
+    def _tracked_faces(self, index: int, params: BeautyParams) -> list[Face] | None:
+        """Frame `index`'s tracked faces, or None when this is not a video (or no face control is set)."""
+        from .engine import needs_faces
+
+        if self.video is None or len(self.video) < 2 or not needs_faces(params):
+            return None
+        if self._tracked is None:
+            self._tracked = self.engine.track_faces([frame.rgb for frame in self.video])
+        return self._tracked[index]
 
     def retouch(
         self,
@@ -57,7 +83,11 @@ class LocalBackend:
         with self._lock:
             raise_if_cancelled(check_cancel)
             emit("processing")
-            result = self.engine.retouch(source.rgb, params)
+            faces = self._tracked_faces(index, params)
+            if faces is None:
+                result = self.engine.retouch(source.rgb, params)
+            else:
+                result = self.engine.retouch_with_faces(source.rgb, faces, params)
         image = attach_alpha(result.image, source.alpha)
         emit("done")
         return RetouchOutcome(image, ORIGIN, None, time.perf_counter() - started, 0, note=result.note)

@@ -231,6 +231,15 @@ class LocalEngine:
             image = retouch_faces(rgb, faces or [], params, self.device)
         return LocalImageResult(image, None if faces is None else len(faces), time.perf_counter() - started)
 
+    def retouch_with_faces(
+        self, rgb: np.ndarray, faces: list[Face], params: BeautyParams
+    ) -> LocalImageResult:
+        """One image whose faces are already known (tracked across a video's frames)."""
+        started = time.perf_counter()
+        with torch.inference_mode():
+            image = retouch_faces(rgb, faces, params, self.device)
+        return LocalImageResult(image, len(faces), time.perf_counter() - started)
+
     def retouch_frames(
         self,
         frames: Sequence[np.ndarray],
@@ -253,11 +262,8 @@ class LocalEngine:
             if faces_per_frame is None:
                 result = self.retouch(rgb, params)
             else:
-                started = time.perf_counter()
-                with torch.inference_mode():
-                    image = retouch_faces(rgb, faces_per_frame[index], params, self.device)
-                seconds = time.perf_counter() - started + tracking_share
-                result = LocalImageResult(image, len(faces_per_frame[index]), seconds)
+                result = self.retouch_with_faces(rgb, faces_per_frame[index], params)
+                result = dataclasses.replace(result, seconds=result.seconds + tracking_share)
             results.append(result)
             if on_frame is not None:
                 on_frame(index, result)

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import fx
 
+from ..errors import BeautyError
 from .tflite_reader import read_tflite
 from .torch_graph import build_torch_module
 
@@ -25,7 +26,7 @@ EXPECTED_SHA256 = {
 }
 
 
-class ModelFileError(RuntimeError):
+class ModelFileError(BeautyError, RuntimeError):
     """A shipped model file is missing or is not the file Google published."""
 
 
