@@ -36,7 +36,8 @@ WIDTH = 512
 # registry's icon limit (800x400), so "Retouch a portrait.jpg" can serve as the pack icon.
 SPLIT_HEIGHT = 384
 BACKGROUND = (24, 24, 28)
-RETOUCH_NODES = ("FaceBeautyPro", "FaceBeautyLocal")
+LOCAL_NODE = "FaceBeautyLocal"
+RETOUCH_NODES = ("FaceBeautyPro", LOCAL_NODE)
 LABEL = (255, 255, 255)
 
 
@@ -50,10 +51,16 @@ def load_sample() -> np.ndarray:
 
 def retouch_settings(workflow: dict) -> list[tuple[str, dict[str, int], int | None]]:
     """(title, sliders, filter number) of each retouch node, in node id order; the title is the
-    node's own title when it has one, else the filter's name."""
+    node's own title when it has one, else the filter's name.
+
+    A workflow with both a local and an API node shows the local ones only: the emulator answers
+    with the local engine, so a picture labelled as the API's result would be the local one again.
+    """
+    kinds = {node["type"] for node in workflow["nodes"]} & set(RETOUCH_NODES)
+    shown = {LOCAL_NODE} if len(kinds) > 1 else kinds
     settings = []
     for node in sorted(workflow["nodes"], key=lambda n: n["id"]):
-        if node["type"] not in RETOUCH_NODES:
+        if node["type"] not in shown:
             continue
         values = node["widgets_values"]
         sliders = dict(zip(SLIDER_NAMES, values[: len(SLIDER_NAMES)], strict=True))
@@ -111,6 +118,12 @@ def fitted(rgb: np.ndarray, width: int) -> Image.Image:
     return image.resize((width, height), Image.Resampling.LANCZOS)
 
 
+def results_caption(workflow: dict) -> str:
+    """The result's caption: "free local preview" where the workflow also pays for the API's version, else "after"."""
+    kinds = {node["type"] for node in workflow["nodes"]} & set(RETOUCH_NODES)
+    return "free local preview" if len(kinds) > 1 else "after"
+
+
 def thumbnail(name: str, workflow: dict, portrait: np.ndarray) -> Image.Image:
     """The picture for one workflow: a filter grid, a side-by-side pair, or a split view."""
     effect = resolve_effect("auto")
@@ -124,7 +137,7 @@ def thumbnail(name: str, workflow: dict, portrait: np.ndarray) -> Image.Image:
         return grid([labelled(fitted(rgb, WIDTH // 2), title) for title, rgb in results])
     if any(node["type"] in ("ImageStitch", "ImageBatch") for node in workflow["nodes"]):
         before, after = fitted(portrait, WIDTH // 2), fitted(results[0][1], WIDTH // 2)
-        return side_by_side([labelled(before, "before"), labelled(after, "after")])
+        return side_by_side([labelled(before, "before"), labelled(after, results_caption(workflow))])
     split = split_view(np.array(fitted(portrait, WIDTH)), np.array(fitted(results[0][1], WIDTH)))
     return split.crop((0, 0, WIDTH, min(SPLIT_HEIGHT, split.height)))
 
