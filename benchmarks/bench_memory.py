@@ -12,10 +12,8 @@ own peak resident set size (ru_maxrss) when it ends, so the emulator is never co
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,7 +22,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_user_path import HERE, SAMPLE, EmulatorProcess, cli_env
+from bench_user_path import HERE, SAMPLE, EmulatorProcess, cli_env, run_retouch
 
 GOAL_MB = 500
 FLAT_RATIO = 1.10
@@ -61,28 +59,10 @@ def write_inputs(folder: Path, count: int, size: int) -> list[Path]:
 def peak_mb(
     repo: Path, env: dict[str, str], inputs: Sequence[Path], output: Path, concurrency: int
 ) -> tuple[float, float]:
-    start = time.perf_counter()
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            WRAPPER,
-            "retouch",
-            *map(str, inputs),
-            "-o",
-            str(output),
-            "--concurrency",
-            str(concurrency),
-        ],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
+    stderr, wall = run_retouch(
+        repo, env, [*map(str, inputs), "-o", str(output), "--concurrency", str(concurrency)], ("-c", WRAPPER)
     )
-    wall = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"the CLI failed ({done.returncode}): {done.stderr[-2000:]}")
-    line = next(text for text in done.stderr.splitlines() if text.startswith("PEAK_RSS_KB="))
+    line = next(text for text in stderr.splitlines() if text.startswith("PEAK_RSS_KB="))
     return int(line.split("=", 1)[1]) / 1024, wall
 
 

@@ -116,9 +116,17 @@ def cli_env(base_url: str, state: Path) -> dict[str, str]:
 
 
 def run_cli(repo: Path, env: dict[str, str], *args: str) -> float:
+    """`retouch ARGS` in its own process, as a user runs it; its wall time in seconds."""
+    return run_retouch(repo, env, args)[1]
+
+
+def run_retouch(
+    repo: Path, env: dict[str, str], args: Sequence[str], launcher: Sequence[str] = ("-m", "beauty_api")
+) -> tuple[str, float]:
+    """`python LAUNCHER retouch ARGS`: its stderr and wall time; a failure raises with the CLI's words."""
     start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "beauty_api", "retouch", *args],
+        [sys.executable, *launcher, "retouch", *args],
         cwd=repo,
         env=env,
         capture_output=True,
@@ -127,7 +135,7 @@ def run_cli(repo: Path, env: dict[str, str], *args: str) -> float:
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"the CLI failed ({done.returncode}): {done.stderr[-2000:]}")
-    return wall
+    return done.stderr, wall
 
 
 def new_tasks(emulator: EmulatorProcess, seen: set[str]) -> list[dict]:
