@@ -8,8 +8,8 @@ no one else uses), so the example workflows open with a real face instead of Com
 
 from pathlib import Path
 
-from .comfy_bridge import provide_input_file
-from .local_nodes import FaceBeautyFaceMask, FaceBeautyLocal
+from .face_beauty_nodes.bridge import provide_input_file
+from .face_beauty_nodes.local_nodes import FaceBeautyFaceMask, FaceBeautyLocal
 from .nodes import FaceBeautyPro, FaceBeautyProOptions
 
 NODE_CLASS_MAPPINGS = {

@@ -13,10 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from . import comfy_bridge
-from .beauty_api.backend import CREDITS_PER_IMAGE, MODES, ApiBackend, RetouchOptions
-from .beauty_api.client import ClientSettings
-from .beauty_api.concurrency import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, check_concurrency
+from .beauty_api.api.client import ClientSettings
 from .beauty_api.errors import InvalidParameterError
 from .beauty_api.params import (
     FILTER_NAMES,
@@ -28,10 +25,13 @@ from .beauty_api.params import (
     SLIDER_NAMES,
     BeautyParams,
 )
+from .beauty_api.run.backend import CREDITS_PER_IMAGE, MODES, ApiBackend, RetouchOptions
+from .beauty_api.run.concurrency import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, check_concurrency
 from .beauty_api.timeouts import DEFAULT_TIMEOUT, check_timeout
 from .beauty_api.timeouts import TIMEOUT_MAX as TIMEOUT_MAX_S
 from .beauty_api.timeouts import TIMEOUT_MIN as TIMEOUT_MIN_S
-from .node_runner import FaceBeautyProError, RunPlan, run_retouch
+from .face_beauty_nodes import bridge
+from .face_beauty_nodes.runner import FaceBeautyProError, RunPlan, run_retouch
 
 OPTIONS_TYPE = "FACE_BEAUTY_OPTIONS"
 CATEGORY = "image/Face Beauty Pro"
@@ -93,7 +93,7 @@ class FaceBeautyRunOptions:
         def make_backend() -> ApiBackend:
             return ApiBackend.from_environment(
                 settings=self.client_settings(),
-                comfy_user_dir=comfy_bridge.user_directory(),
+                comfy_user_dir=bridge.user_directory(),
                 use_cache=self.use_cache,
             )
 

@@ -39,14 +39,14 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from beauty_api.backend import ApiBackend
-from beauty_api.batch import retouch_batch
-from beauty_api.client import ClientSettings, FaceBeautyClient
+from beauty_api.api.client import ClientSettings, FaceBeautyClient
 from beauty_api.codec import SourceImage
 from beauty_api.emulator import Emulator
 from beauty_api.errors import RetouchCancelled
+from beauty_api.ledger.storage_paths import open_journal, open_result_cache
 from beauty_api.params import BeautyParams
-from beauty_api.storage_paths import open_journal, open_result_cache
+from beauty_api.run.backend import ApiBackend
+from beauty_api.run.batch import retouch_batch
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "beauty_api" / "data" / "sample_portrait.png"

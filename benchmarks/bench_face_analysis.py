@@ -22,9 +22,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from beauty_api.local import analysis  # noqa: E402
-from beauty_api.local.analysis import FaceAnalyzer, load_analyzer  # noqa: E402
-from beauty_api.local.regions import region_mask  # noqa: E402
+from beauty_api.local.faces import analysis  # noqa: E402
+from beauty_api.local.faces.analysis import FaceAnalyzer, load_analyzer  # noqa: E402
+from beauty_api.local.faces.regions import region_mask  # noqa: E402
 
 PORTRAIT = ROOT / "tests" / "data" / "mediapipe_reference" / "portrait_grace_hopper_512x600.jpg"
 

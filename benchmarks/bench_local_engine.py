@@ -33,7 +33,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from beauty_api.local.engine import LocalEngine  # noqa: E402
+from beauty_api.local.retouch.engine import LocalEngine  # noqa: E402
 from beauty_api.params import BeautyParams  # noqa: E402
 
 SAMPLE = ROOT / "beauty_api" / "data" / "sample_portrait.png"

@@ -40,15 +40,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from beauty_api.backend import ApiBackend, RetouchOptions
-from beauty_api.batch import retouch_batch
-from beauty_api.client import ClientSettings, FaceBeautyClient
+from beauty_api.api.client import ClientSettings, FaceBeautyClient
 from beauty_api.codec import SourceImage, decode_image, encode_for_upload, load_image_file
 from beauty_api.emulator import Emulator
 from beauty_api.emulator.effect import apply_effect, encode_result
 from beauty_api.errors import RetouchCancelled
+from beauty_api.ledger.storage_paths import open_journal, open_result_cache
 from beauty_api.params import BeautyParams
-from beauty_api.storage_paths import open_journal, open_result_cache
+from beauty_api.run.backend import ApiBackend, RetouchOptions
+from beauty_api.run.batch import retouch_batch
 
 SAMPLE = Path(__file__).resolve().parents[1] / "beauty_api" / "data" / "sample_portrait.png"
 PARAMS = BeautyParams(smoothing=70, filter_type="Sakura")

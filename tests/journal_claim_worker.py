@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from beauty_api.journal import SUBMIT, TaskJournal
+from beauty_api.ledger.journal import SUBMIT, TaskJournal
 
 THREADS_PER_PROCESS = 2
 

@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from beauty_api.local import topology as T
-from beauty_api.local.face import Face
-from beauty_api.local.regions import region_mask
+from beauty_api.local.faces import topology as T
+from beauty_api.local.faces.face import Face
+from beauty_api.local.faces.regions import region_mask
 
 DATA = Path(__file__).resolve().parent / "data" / "mediapipe_reference"
 ROOT = Path(__file__).resolve().parents[1]

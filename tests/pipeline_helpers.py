@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from beauty_api.backend import ApiBackend
-from beauty_api.client import ClientSettings, FaceBeautyClient
+from beauty_api.api.client import ClientSettings, FaceBeautyClient
+from beauty_api.api.retry_policy import RetrySettings
 from beauty_api.clock import Clock
 from beauty_api.codec import SourceImage
-from beauty_api.retry_policy import RetrySettings
-from beauty_api.storage_paths import open_journal, open_result_cache
+from beauty_api.ledger.storage_paths import open_journal, open_result_cache
+from beauty_api.run.backend import ApiBackend
 
 EMULATOR_KEY = "emulator-key"
 
@@ -63,8 +63,8 @@ def sample_portrait() -> np.ndarray:
 
 def _worker(argv: list[str]) -> int:
     """Retouch `count` sample images and print one JSON line per outcome (used by subprocess tests)."""
-    from beauty_api.batch import retouch_batch
     from beauty_api.params import BeautyParams
+    from beauty_api.run.batch import retouch_batch
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--base-url", required=True)

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from pipeline_helpers import FAST, make_backend, portraits, sample_portrait
 
-from beauty_api.backend import ApiBackend, RetouchOptions
 from beauty_api.clock import FakeClock
 from beauty_api.codec import SourceImage, decode_image
 from beauty_api.errors import ConfigurationError, ImageError, RetouchCancelled, TaskFailedError
+from beauty_api.ledger.storage_paths import state_dir
 from beauty_api.params import BeautyParams
-from beauty_api.storage_paths import state_dir
+from beauty_api.run.backend import ApiBackend, RetouchOptions
 
 
 @pytest.fixture
@@ -186,8 +186,8 @@ def _cache_keys(backend) -> list[str]:
 
 
 def test_a_batch_cancelled_before_it_starts_encodes_and_sends_nothing(emulator, state, monkeypatch) -> None:
-    import beauty_api.backend as backend_module
-    from beauty_api.batch import retouch_batch
+    import beauty_api.run.backend as backend_module
+    from beauty_api.run.batch import retouch_batch
 
     encoded: list[int] = []
     real_encode = backend_module.encode_for_upload

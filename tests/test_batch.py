@@ -13,11 +13,11 @@ import time
 import numpy as np
 import pytest
 
-from beauty_api.backend import RetouchOptions, RetouchOutcome
-from beauty_api.batch import retouch_batch
 from beauty_api.errors import ApiError, BatchFailed, InvalidParameterError, RetouchCancelled
 from beauty_api.params import BeautyParams
-from beauty_api.progress_events import Progress
+from beauty_api.run.backend import RetouchOptions, RetouchOutcome
+from beauty_api.run.batch import retouch_batch
+from beauty_api.run.progress_events import Progress
 
 
 class ScriptedBackend:

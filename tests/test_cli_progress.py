@@ -11,13 +11,13 @@ import pytest
 from PIL import Image
 from test_cli import cli_env, error_lines, run_cli, write_gray, write_portraits
 
-from beauty_api.backend import RetouchOutcome
 from beauty_api.cli.live_status import format_duration
 from beauty_api.cli.progress_report import BatchReporter
 from beauty_api.clock import FakeClock
 from beauty_api.errors import InvalidParameterError
 from beauty_api.params import BeautyParams
-from beauty_api.progress_events import Progress, ResizeNotice, RetryNotice
+from beauty_api.run.backend import RetouchOutcome
+from beauty_api.run.progress_events import Progress, ResizeNotice, RetryNotice
 
 CLEAR = "\r\x1b[K"
 

@@ -18,7 +18,9 @@ import responses
 from requests import exceptions as rex
 from responses import matchers
 
-from beauty_api.client import ClientSettings, FaceBeautyClient, SubmitReceipt
+from beauty_api.api.client import ClientSettings, FaceBeautyClient, SubmitReceipt
+from beauty_api.api.protocol import KEY_HEADER, TaskState
+from beauty_api.api.retry_policy import RetrySettings
 from beauty_api.config import ENV_API_KEY, ApiKey
 from beauty_api.errors import (
     ApiError,
@@ -32,8 +34,6 @@ from beauty_api.errors import (
     TaskFailedError,
 )
 from beauty_api.params import BeautyParams
-from beauty_api.protocol import KEY_HEADER, TaskState
-from beauty_api.retry_policy import RetrySettings
 
 SECRET = "sk-TEST-SECRET-0123456789abcdef"
 BASE = "https://api.test"

@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from beauty_api.client import ClientSettings, FaceBeautyClient
+from beauty_api.api.client import ClientSettings, FaceBeautyClient
+from beauty_api.api.protocol import KEY_HEADER
+from beauty_api.api.retry_policy import RetrySettings
 from beauty_api.clock import FakeClock
 from beauty_api.errors import (
     ApiError,
@@ -23,8 +25,6 @@ from beauty_api.errors import (
     TaskFailedError,
 )
 from beauty_api.params import BeautyParams
-from beauty_api.protocol import KEY_HEADER
-from beauty_api.retry_policy import RetrySettings
 
 KEY = "emulator-key"
 FAST = ClientSettings(

@@ -25,7 +25,7 @@ import torch
 from pack_loader import PACK_NAME, exec_pack, load_pack
 
 from beauty_api.clock import FakeClock
-from beauty_api.progress_events import Progress
+from beauty_api.run.progress_events import Progress
 
 SLIDER_NAMES = ("whitening", "smoothing", "thinface", "shrink_face", "enlarge_eye", "remove_eyebrow")
 # Every slider at 0 and no filter: the emulator returns the input unchanged, so order is checkable.
@@ -46,7 +46,7 @@ def nodes(pack: types.ModuleType) -> types.ModuleType:
 
 @pytest.fixture
 def bridge(pack: types.ModuleType) -> types.ModuleType:
-    return sys.modules[f"{PACK_NAME}.comfy_bridge"]
+    return sys.modules[f"{PACK_NAME}.face_beauty_nodes.bridge"]
 
 
 @pytest.fixture
@@ -443,7 +443,7 @@ def test_unexpected_bug_keeps_its_traceback(
     def broken(*args: Any, **kwargs: Any) -> None:
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(sys.modules[f"{PACK_NAME}.node_runner"], "retouch_batch", broken)
+    monkeypatch.setattr(sys.modules[f"{PACK_NAME}.face_beauty_nodes.runner"], "retouch_batch", broken)
     with pytest.raises(ZeroDivisionError) as caught:
         run_node(nodes.FaceBeautyPro(), portraits(1), RETOUCH)
     assert any(entry.name == "broken" for entry in caught.traceback)
@@ -543,7 +543,7 @@ def test_progress_reports_each_finished_image(api: Any, nodes: types.ModuleType,
 
 
 def test_progress_text_is_sent_only_when_it_changes(pack: types.ModuleType, comfy: FakeComfy) -> None:
-    status_module = sys.modules[f"{PACK_NAME}.node_status"]
+    status_module = sys.modules[f"{PACK_NAME}.face_beauty_nodes.status"]
     clock = FakeClock()
     status = status_module.NodeStatus(total=4, clock=clock)
     publisher = status_module.StatusPublisher(status, "1")
@@ -562,7 +562,9 @@ def test_progress_text_is_sent_only_when_it_changes(pack: types.ModuleType, comf
     clock.advance(1.0)
     publisher.publish()  # a second later the elapsed time changed
     assert len(comfy.texts) == count + 1
-    assert sys.modules[f"{PACK_NAME}.node_runner"].PROGRESS_TICK_SECONDS >= 0.5  # at most ~2 a second
+    assert (
+        sys.modules[f"{PACK_NAME}.face_beauty_nodes.runner"].PROGRESS_TICK_SECONDS >= 0.5
+    )  # at most ~2 a second
 
 
 def test_user_directory_places_state_under_comfyui_user_dir(

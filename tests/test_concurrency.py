@@ -13,8 +13,8 @@ from contextlib import ExitStack
 import pytest
 
 from beauty_api.clock import FakeClock
-from beauty_api.concurrency import AdaptiveLimiter
 from beauty_api.errors import InvalidParameterError, RetouchCancelled
+from beauty_api.run.concurrency import AdaptiveLimiter
 
 
 def test_in_flight_never_exceeds_the_limit_under_threads() -> None:

@@ -19,7 +19,7 @@ import pytest
 import requests
 from PIL import Image
 
-from beauty_api.client import ClientSettings, FaceBeautyClient
+from beauty_api.api.client import ClientSettings, FaceBeautyClient
 from beauty_api.clock import FakeClock
 from beauty_api.codec import EncodedImage
 from beauty_api.emulator import Emulator, EmulatorStats, FaultPlan

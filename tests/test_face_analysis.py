@@ -15,10 +15,10 @@ import pytest
 import torch
 from PIL import Image
 
-from beauty_api.local import models
-from beauty_api.local.analysis import FaceAnalyzer, load_analyzer, to_nchw
-from beauty_api.local.tflite_reader import Op, TfliteGraph, UnsupportedModelError
-from beauty_api.local.torch_graph import build_torch_module
+from beauty_api.local.faces import models
+from beauty_api.local.faces.analysis import FaceAnalyzer, load_analyzer, to_nchw
+from beauty_api.local.faces.tflite_reader import Op, TfliteGraph, UnsupportedModelError
+from beauty_api.local.faces.torch_graph import build_torch_module
 
 DATA = Path(__file__).parent / "data" / "mediapipe_reference"
 SAMPLE = Path(__file__).parents[1] / "beauty_api" / "data" / "sample_portrait.png"
@@ -244,7 +244,7 @@ def test_tracking_finds_the_face_again_after_it_was_lost(analyzer: FaceAnalyzer)
 # -- the .tflite reader --------------------------------------------------------------------------------
 def test_reader_operator_codes_and_options_agree_with_the_tflite_package() -> None:
     tflite = pytest.importorskip("tflite")
-    from beauty_api.local.tflite_reader import OPERATOR_CODES, operator_name, read_tflite
+    from beauty_api.local.faces.tflite_reader import OPERATOR_CODES, operator_name, read_tflite
 
     for code, name in OPERATOR_CODES.items():
         assert getattr(tflite.BuiltinOperator, name) == code
@@ -267,7 +267,7 @@ def test_reader_operator_codes_and_options_agree_with_the_tflite_package() -> No
 def test_reader_names_an_unsupported_operator_of_a_real_file() -> None:
     import struct
 
-    from beauty_api.local.tflite_reader import _Table, read_tflite
+    from beauty_api.local.faces.tflite_reader import _Table, read_tflite
 
     data = bytearray((models.MODELS_DIR / models.DETECTOR_FILE).read_bytes())
     model = _Table(bytes(data), struct.unpack_from("<I", data, 0)[0])
@@ -281,7 +281,7 @@ def test_reader_names_an_unsupported_operator_of_a_real_file() -> None:
 
 
 def test_reader_refuses_a_file_that_is_not_tflite() -> None:
-    from beauty_api.local.tflite_reader import read_tflite
+    from beauty_api.local.faces.tflite_reader import read_tflite
 
     with pytest.raises(UnsupportedModelError, match=r"photo\.png is not a \.tflite file"):
         read_tflite(b"\x89PNG\r\n\x1a\n" + bytes(100), source="photo.png")

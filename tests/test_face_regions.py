@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from beauty_api.local import topology as T
-from beauty_api.local.face import Face
-from beauty_api.local.regions import REGIONS, polygon_signed_distance, region_mask
+from beauty_api.local.faces import topology as T
+from beauty_api.local.faces.face import Face
+from beauty_api.local.faces.regions import REGIONS, polygon_signed_distance, region_mask
 
 REFERENCE = Path(__file__).parent / "data" / "mediapipe_reference" / "mediapipe_face_reference.json"
 HEIGHT, WIDTH = 600, 512

@@ -19,9 +19,7 @@ from pathlib import Path
 import pytest
 from pipeline_helpers import EMULATOR_KEY, FAST, make_backend, portraits, sample_portrait
 
-from beauty_api.backend import ApiBackend, RetouchOptions
-from beauty_api.batch import retouch_batch
-from beauty_api.client import ClientSettings, FaceBeautyClient
+from beauty_api.api.client import ClientSettings, FaceBeautyClient
 from beauty_api.clock import FakeClock
 from beauty_api.errors import (
     ApiError,
@@ -32,9 +30,11 @@ from beauty_api.errors import (
     SubmitOutcomeUnknown,
     TaskFailedError,
 )
-from beauty_api.journal import CLAIM_TIMEOUT, TaskJournal
+from beauty_api.ledger.journal import CLAIM_TIMEOUT, TaskJournal
+from beauty_api.ledger.storage_paths import open_journal, state_dir
 from beauty_api.params import BeautyParams
-from beauty_api.storage_paths import open_journal, state_dir
+from beauty_api.run.backend import ApiBackend, RetouchOptions
+from beauty_api.run.batch import retouch_batch
 
 HELPERS = Path(__file__).resolve().parent / "pipeline_helpers.py"
 REPO = HELPERS.parents[1]

@@ -25,7 +25,7 @@ import pytest
 
 from beauty_api.clock import FakeClock
 from beauty_api.errors import DeadlineExceeded, InvalidParameterError, RetouchCancelled
-from beauty_api.journal import Claim, TaskJournal, new_owner, owner_is_dead
+from beauty_api.ledger.journal import Claim, TaskJournal, new_owner, owner_is_dead
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = socket.gethostname()

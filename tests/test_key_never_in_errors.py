@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from beauty_api.client import ClientSettings, FaceBeautyClient
+from beauty_api.api.client import ClientSettings, FaceBeautyClient
+from beauty_api.api.retry_policy import RetrySettings
 from beauty_api.errors import ApiError, BeautyError, ProtocolError, SubmitOutcomeUnknown, TransportError
 from beauty_api.params import BeautyParams
-from beauty_api.retry_policy import RetrySettings
 
 KEY = "sk-LEAK-CHECK-0123456789abcdef"
 QUICK = ClientSettings(

@@ -17,14 +17,14 @@ from pack_loader import PACK_NAME, load_pack
 from PIL import Image
 from pipeline_helpers import make_backend
 
-from beauty_api.batch import retouch_batch
 from beauty_api.cli import main
 from beauty_api.codec import SourceImage
 from beauty_api.emulator import Emulator
 from beauty_api.emulator import effect as emulator_effect
-from beauty_api.local.backend import LocalBackend
-from beauty_api.local.engine import LocalEngine
+from beauty_api.local.retouch.backend import LocalBackend
+from beauty_api.local.retouch.engine import LocalEngine
 from beauty_api.params import SLIDER_NAMES, BeautyParams
+from beauty_api.run.batch import retouch_batch
 
 PARAMS = BeautyParams(smoothing=70, enlarge_eye=70, filter_type="Warm")
 FLAT = np.full((96, 128, 3), (90, 120, 150), dtype=np.uint8)
@@ -136,7 +136,7 @@ def _fake_comfy(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 def nodes() -> types.ModuleType:
     """The offline nodes' module (it also exposes FaceBeautyPro, whose widgets the local node reuses)."""
     load_pack()
-    return sys.modules[f"{PACK_NAME}.local_nodes"]
+    return sys.modules[f"{PACK_NAME}.face_beauty_nodes.local_nodes"]
 
 
 def _batch() -> torch.Tensor:
@@ -173,7 +173,9 @@ def test_local_node_retouches_the_batch_and_reports(
     assert (image[0] - batch[0]).abs().mean() > 0.005
     assert "image 1: local, 1 face" in report and "image 2: local, no face" in report  # from 1
     assert "0 credits" in report
-    steps = 2 * sys.modules[f"{PACK_NAME}.node_status"].STEPS_PER_IMAGE  # the Pro node's bar: 2 images
+    steps = (
+        2 * sys.modules[f"{PACK_NAME}.face_beauty_nodes.status"].STEPS_PER_IMAGE
+    )  # the Pro node's bar: 2 images
     assert state["updates"][-1] == (steps, steps)
 
 

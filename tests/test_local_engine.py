@@ -33,10 +33,10 @@ from local_helpers import (
 )
 from PIL import Image
 
-from beauty_api.local.engine import LocalEngine, retouch_faces
-from beauty_api.local.looks import apply_look
-from beauty_api.local.regions import region_mask
-from beauty_api.local.warp import WarpAmounts, crop_box, displacement_field, move_points
+from beauty_api.local.faces.regions import region_mask
+from beauty_api.local.retouch.engine import LocalEngine, retouch_faces
+from beauty_api.local.retouch.looks import apply_look
+from beauty_api.local.retouch.warp import WarpAmounts, crop_box, displacement_field, move_points
 from beauty_api.params import SLIDER_NAMES, BeautyParams
 
 ZERO = dict.fromkeys(SLIDER_NAMES, 0)

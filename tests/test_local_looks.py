@@ -12,7 +12,7 @@ import torch
 from local_helpers import ROOT, portrait
 from PIL import Image
 
-from beauty_api.local.looks import apply_look, apply_look_tensor, look_table
+from beauty_api.local.retouch.looks import apply_look, apply_look_tensor, look_table
 from beauty_api.params import FILTER_NAMES
 
 NUMBERS = range(1, len(FILTER_NAMES) + 1)

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from pack_loader import PACK_NAME, load_pack
 
-from beauty_api.backend import RetouchOutcome
-from beauty_api.batch import BatchResult, ItemFailure
 from beauty_api.clock import FakeClock
 from beauty_api.errors import ApiError, ConfigurationError
-from beauty_api.progress_events import Progress, RetryNotice
+from beauty_api.run.backend import RetouchOutcome
+from beauty_api.run.batch import BatchResult, ItemFailure
+from beauty_api.run.progress_events import Progress, RetryNotice
 
 LINE_LIMIT = 40  # what fits on one line of the node at 100% zoom
 
@@ -26,7 +26,7 @@ LINE_LIMIT = 40  # what fits on one line of the node at 100% zoom
 @pytest.fixture(scope="module")
 def status_module() -> types.ModuleType:
     load_pack()
-    return sys.modules[f"{PACK_NAME}.node_status"]
+    return sys.modules[f"{PACK_NAME}.face_beauty_nodes.status"]
 
 
 @pytest.fixture

@@ -12,13 +12,17 @@ from pathlib import Path
 import pytest
 
 import beauty_api
-from beauty_api.client import ClientSettings
-from beauty_api.concurrency import check_concurrency
+from beauty_api.api.client import ClientSettings
 from beauty_api.errors import InvalidParameterError
+from beauty_api.run.concurrency import check_concurrency
 from beauty_api.timeouts import DEFAULT_TIMEOUT, check_timeout
 
 REPO = Path(__file__).resolve().parents[1]
-PACK_FILES = [*sorted((REPO / "beauty_api").rglob("*.py")), REPO / "nodes.py", REPO / "comfy_bridge.py"]
+PACK_FILES = [
+    *sorted((REPO / "beauty_api").rglob("*.py")),
+    REPO / "nodes.py",
+    *sorted((REPO / "face_beauty_nodes").glob("*.py")),
+]
 
 
 def _calls(path: Path, name: str) -> list[ast.Call]:
@@ -44,8 +48,8 @@ def test_every_logger_is_named_after_its_module_under_beauty_api() -> None:
             assert name == "beauty_api", where
         elif where.startswith("beauty_api/"):
             assert name == "__name__", where
-        else:  # the pack-root modules (imported under a folder-path name) join the same tree
-            assert name == f"beauty_api.{Path(where).stem}", where
+        else:  # the ComfyUI side (imported under a folder-path name) joins the same tree
+            assert name == f"beauty_api.nodes.{Path(where).stem}", where
     for module in pkgutil.walk_packages(beauty_api.__path__, "beauty_api."):
         if module.name.endswith("__main__"):
             continue
@@ -62,7 +66,7 @@ def test_the_key_header_is_defined_once() -> None:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
         if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "KEY_HEADER" for t in node.targets)
     ]
-    assert definitions == ["beauty_api/protocol.py"]
+    assert definitions == ["beauty_api/api/protocol.py"]
 
 
 def test_one_default_timeout_and_one_range_check_for_timeout_and_concurrency() -> None:
@@ -101,8 +105,8 @@ def _names(path: Path) -> set[str]:
 
 
 def test_dead_code_is_gone() -> None:
-    import beauty_api.concurrency as concurrency
-    import beauty_api.journal as journal
+    import beauty_api.ledger.journal as journal
+    import beauty_api.run.concurrency as concurrency
 
     assert not hasattr(concurrency, "LimitChange") and not hasattr(concurrency.AdaptiveLimiter, "changes")
     assert not hasattr(journal, "STATES")

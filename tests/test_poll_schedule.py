@@ -11,13 +11,8 @@ from itertools import islice, pairwise, takewhile
 
 import pytest
 
-from beauty_api.backend import ApiBackend
-from beauty_api.client import ClientSettings, FaceBeautyClient
-from beauty_api.clock import FakeClock
-from beauty_api.codec import SourceImage
-from beauty_api.errors import DeadlineExceeded
-from beauty_api.params import BeautyParams
-from beauty_api.poll_schedule import (
+from beauty_api.api.client import ClientSettings, FaceBeautyClient
+from beauty_api.api.poll_schedule import (
     MAX_INTERVAL,
     Expectation,
     Observation,
@@ -26,7 +21,12 @@ from beauty_api.poll_schedule import (
     fixed_times,
     query_times,
 )
-from beauty_api.task_timings import KEEP, TaskTimings
+from beauty_api.api.task_timings import KEEP, TaskTimings
+from beauty_api.clock import FakeClock
+from beauty_api.codec import SourceImage
+from beauty_api.errors import DeadlineExceeded
+from beauty_api.params import BeautyParams
+from beauty_api.run.backend import ApiBackend
 
 API = "https://api.example"
 

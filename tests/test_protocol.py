@@ -7,8 +7,7 @@ import json
 
 import pytest
 
-from beauty_api.errors import ApiError, ProtocolError, TaskFailedError
-from beauty_api.protocol import (
+from beauty_api.api.protocol import (
     TaskState,
     check_answer,
     check_query_answer,
@@ -18,6 +17,7 @@ from beauty_api.protocol import (
     parse_task_state,
     snippet,
 )
+from beauty_api.errors import ApiError, ProtocolError, TaskFailedError
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(40))
 URL = "https://cdn.example.com/results/abc.png?Expires=1&Signature=SIGNED-SECRET"

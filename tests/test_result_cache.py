@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from beauty_api.errors import InvalidParameterError
-from beauty_api.result_cache import CacheStats, NullCache, ResultCache
+from beauty_api.ledger.result_cache import CacheStats, NullCache, ResultCache
 
 
 class WallClock:
@@ -331,7 +331,7 @@ def test_bad_limits_are_refused(tmp_path: Path) -> None:
 _CACHE_WORKER = """
 import sys, time
 from pathlib import Path
-from beauty_api.result_cache import ResultCache
+from beauty_api.ledger.result_cache import ResultCache
 
 directory, go, tag = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 cache = ResultCache(directory, max_bytes=8 * 1000)

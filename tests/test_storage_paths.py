@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from beauty_api.errors import ConfigurationError
-from beauty_api.journal import TaskJournal
-from beauty_api.private_store import ensure_private_dir, move_aside
-from beauty_api.result_cache import NullCache, ResultCache
-from beauty_api.storage_paths import (
+from beauty_api.ledger.journal import TaskJournal
+from beauty_api.ledger.private_store import ensure_private_dir, move_aside
+from beauty_api.ledger.result_cache import NullCache, ResultCache
+from beauty_api.ledger.storage_paths import (
     CacheSettings,
     cache_dir,
     cache_settings,

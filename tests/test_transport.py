@@ -17,6 +17,10 @@ import responses
 import urllib3.exceptions as u3
 from requests import exceptions as rex
 
+from beauty_api.api.network_failures import describe_url, proxies_for
+from beauty_api.api.protocol import KEY_HEADER
+from beauty_api.api.retry_policy import RetrySettings, parse_retry_after
+from beauty_api.api.transport import Transport
 from beauty_api.config import ApiKey
 from beauty_api.errors import (
     ApiError,
@@ -30,10 +34,6 @@ from beauty_api.errors import (
     SubmitOutcomeUnknown,
     TransportError,
 )
-from beauty_api.network_failures import describe_url, proxies_for
-from beauty_api.protocol import KEY_HEADER
-from beauty_api.retry_policy import RetrySettings, parse_retry_after
-from beauty_api.transport import Transport
 
 SECRET = "sk-TEST-SECRET-0123456789abcdef"
 BASE = "https://api.test"
@@ -626,7 +626,7 @@ def test_transport_repr_and_key_type(clock):
 
 def test_a_retry_says_what_failed_although_the_network_error_is_not_kept(rsps, clock):
     """The requests exception is dropped (it holds the key), so the reason travels as words."""
-    from beauty_api.progress_events import retry_reason
+    from beauty_api.run.progress_events import retry_reason
 
     rsps.add(responses.POST, URL, body=refused())
     rsps.add(responses.POST, URL, json=ok())

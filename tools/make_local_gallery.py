@@ -21,8 +21,8 @@ from PIL import Image, ImageDraw, ImageFont
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from beauty_api.local.engine import LocalEngine  # noqa: E402
-from beauty_api.local.looks import apply_look  # noqa: E402
+from beauty_api.local.retouch.engine import LocalEngine  # noqa: E402
+from beauty_api.local.retouch.looks import apply_look  # noqa: E402
 from beauty_api.params import FILTER_NAMES, SLIDER_NAMES, BeautyParams  # noqa: E402
 
 DOCS = ROOT / "docs"

@@ -1,4 +1,4 @@
-"""Run mypy (settings in pyproject.toml [tool.mypy]) over beauty_api/, nodes.py and comfy_bridge.py.
+"""Run mypy (settings in pyproject.toml [tool.mypy]) over beauty_api/, nodes.py and face_beauty_nodes/.
 
 ComfyUI imports the pack folder as a package, so nodes.py imports its siblings relatively
 (`from .beauty_api import ...`), and the folder's own name (e.g. `comfyui-face-beauty-pro`) is
@@ -23,8 +23,8 @@ TARGETS = [
     PACKAGE,
     "-m",
     f"{PACKAGE}.nodes",
-    "-m",
-    f"{PACKAGE}.comfy_bridge",
+    "-p",
+    f"{PACKAGE}.face_beauty_nodes",
     "-p",
     f"{PACKAGE}.beauty_api",
 ]

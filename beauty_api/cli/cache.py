@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 from .output import EXIT_OK, out
 
 if TYPE_CHECKING:
-    from ..result_cache import ResultCache
-    from ..storage_paths import CacheSettings
+    from ..ledger.result_cache import ResultCache
+    from ..ledger.storage_paths import CacheSettings
 
 
 def _human_size(size: float) -> str:
@@ -23,8 +23,8 @@ def _human_size(size: float) -> str:
 
 def _open_cache() -> tuple[Path, CacheSettings, ResultCache | None]:
     """The result cache at its usual place (with the limits from the environment), or None if absent."""
-    from ..result_cache import ResultCache
-    from ..storage_paths import cache_dir, cache_settings, state_dir
+    from ..ledger.result_cache import ResultCache
+    from ..ledger.storage_paths import cache_dir, cache_settings, state_dir
 
     directory = cache_dir(state_dir())
     settings = cache_settings()

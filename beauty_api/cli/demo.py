@@ -10,7 +10,7 @@ from .output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, err, one_line, out
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ..demo import format_report, run_demo
+    from .demo_run import format_report, run_demo
 
     target = Path(args.output)
     if target.exists() and not target.is_dir():

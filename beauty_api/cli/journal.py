@@ -39,7 +39,7 @@ def add_journal_command(commands: argparse._SubParsersAction, verbose: argparse.
 
 
 def _open_journal():
-    from ..storage_paths import open_journal, state_dir
+    from ..ledger.storage_paths import open_journal, state_dir
 
     return open_journal(state_dir())
 

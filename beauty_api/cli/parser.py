@@ -5,19 +5,19 @@ from __future__ import annotations
 import argparse
 
 from .. import __version__
-from ..concurrency import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
-from ..local.landmarks_cli import add_parser as add_landmarks_parser
 from ..params import (
     NO_FILTER,
     SLIDER_DEFAULT,
     SLIDER_DESCRIPTIONS,
     SLIDER_NAMES,
 )
+from ..run.concurrency import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
 from ..timeouts import DEFAULT_TIMEOUT
 from .cache import cmd_cache_clear, cmd_cache_info
 from .demo import cmd_demo
 from .filters import cmd_filters
 from .journal import add_journal_command
+from .landmarks import add_parser as add_landmarks_parser
 from .output import PROG
 from .retouch import BACKENDS, cmd_retouch
 from .retouch_job import FIELD_FLAGS

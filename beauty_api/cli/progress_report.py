@@ -19,9 +19,9 @@ from .output_paths import save_atomically
 from .retouch_job import RetouchJob
 
 if TYPE_CHECKING:
-    from ..backend import RetouchOutcome
-    from ..batch import BatchResult
-    from ..progress_events import Progress, ResizeNotice, RetryNotice
+    from ..run.backend import RetouchOutcome
+    from ..run.batch import BatchResult
+    from ..run.progress_events import Progress, ResizeNotice, RetryNotice
 
 
 _STAGE_TEXT = {

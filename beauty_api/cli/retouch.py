@@ -16,8 +16,8 @@ from .progress_report import BatchReporter, report_interrupt, report_result
 from .retouch_job import RetouchJob, validate_retouch
 
 if TYPE_CHECKING:
-    from ..backend import RetouchBackend
-    from ..client import ClientSettings
+    from ..api.client import ClientSettings
+    from ..run.backend import RetouchBackend
 
 
 @contextmanager
@@ -43,8 +43,8 @@ def _ctrl_c_cancels(event: threading.Event) -> Iterator[None]:
 
 def run_job(backend: RetouchBackend, job: RetouchJob, *, live: bool = False) -> int:
     """Retouch, write, report; the exit status. `live`: one status line instead of per-image lines."""
-    from ..batch import retouch_batch
     from ..errors import RetouchCancelled
+    from ..run.batch import retouch_batch
 
     reporter = BatchReporter(job, live=live)
     cancel = threading.Event()
@@ -72,7 +72,7 @@ def run_job(backend: RetouchBackend, job: RetouchJob, *, live: bool = False) -> 
 
 
 def _client_settings(job: RetouchJob) -> ClientSettings:
-    from ..client import ClientSettings
+    from ..api.client import ClientSettings
 
     if job.poll is None:
         return ClientSettings(timeout=job.timeout)
@@ -104,9 +104,9 @@ BACKENDS = ("api", "local")
 def build_backend(name: str, job: RetouchJob, *, no_cache: bool = False) -> RetouchBackend:
     """The backend `--backend` names: the paid API (key from the environment) or the offline engine."""
     if name == "local":
-        from ..local.backend import LocalBackend
+        from ..local.retouch.backend import LocalBackend
 
         return LocalBackend()
-    from ..backend import ApiBackend
+    from ..run.backend import ApiBackend
 
     return ApiBackend.from_environment(settings=_client_settings(job), use_cache=False if no_cache else None)

@@ -9,19 +9,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..concurrency import MAX_CONCURRENCY, check_concurrency
 from ..errors import ConfigurationError, ImageError, InvalidParameterError
 from ..params import (
     SLIDER_NAMES,
     BeautyParams,
 )
+from ..run.concurrency import MAX_CONCURRENCY, check_concurrency
 from ..timeouts import DEFAULT_TIMEOUT, check_timeout
 from .output import one_line
 from .output_paths import plan_outputs
 
 if TYPE_CHECKING:
-    from ..backend import RetouchOptions
     from ..codec import SourceImage
+    from ..run.backend import RetouchOptions
 
 
 # The option the user typed, for each API field (error messages name the option).
@@ -140,7 +140,7 @@ def load_inputs(paths: Sequence[str]) -> tuple[list[Path], Sequence[SourceImage]
 def check_setup(use_cache: bool) -> list[str]:
     """Key, address and cache settings, resolved now: a setup problem is found before anything is sent."""
     from ..config import resolve_api_key, resolve_base_url
-    from ..storage_paths import cache_settings
+    from ..ledger.storage_paths import cache_settings
 
     checks = [resolve_api_key, resolve_base_url] + ([cache_settings] if use_cache else [])
     problems: list[str] = []
@@ -168,7 +168,7 @@ def validate_retouch(args: argparse.Namespace) -> tuple[RetouchJob | None, list[
         problems += check_setup(use_cache=not args.no_cache)
     if problems or params is None:
         return None, problems
-    from ..backend import RetouchOptions
+    from ..run.backend import RetouchOptions
 
     options = RetouchOptions(
         mode="sync" if args.sync else "async",

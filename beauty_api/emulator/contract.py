@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 # The one definition of the key header's name (re-exported for the emulator's modules).
-from ..protocol import KEY_HEADER as KEY_HEADER
+from ..api.protocol import KEY_HEADER as KEY_HEADER
 
 SUBMIT_PATH = "/api/portrait/effects/face-beauty-pro"
 QUERY_PATH = "/api/common/query-async-task-result"

@@ -153,7 +153,7 @@ def render(rgb: np.ndarray, sliders: Mapping[str, int], filter_type: int | None,
     """The emulator's answer: the local engine's retouch (`effect` "local") or the stand-in."""
     if effect != "local":
         return apply_effect(rgb, sliders, filter_type)
-    from ..local.engine import LocalEngine
+    from ..local.retouch.engine import LocalEngine
     from ..params import SLIDER_NAMES, BeautyParams
 
     params = BeautyParams(

@@ -1,0 +1,93 @@
+"""LocalBackend: the RetouchBackend of the offline engine, so the CLI, scripts and batch layer use it unchanged.
+
+Free (0 credits), no key, no network. An image without a face is a result, not a failure: it gets
+the look only, and the outcome's note says "no face" for the report.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from ...clock import CancelCheck
+from ...clock import check_cancel as raise_if_cancelled
+from ...codec import SourceImage, attach_alpha
+from ...params import BeautyParams
+from ...run.backend import DEFAULT_OPTIONS, RetouchOptions, RetouchOutcome
+from ...run.progress_events import Progress, ProgressCallback
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ...run.concurrency import AdaptiveLimiter
+    from ..faces.face import Face
+    from .engine import LocalEngine
+
+ORIGIN = "local"
+
+
+class LocalBackend:
+    """RetouchBackend over LocalEngine. One image at a time: torch already uses every core for one.
+
+    `video`: the frames of one video, in order (the batch's own sources; a lazy Sequence is fine).
+    The faces are then tracked across all of them once, on the first call, and image `index` is
+    retouched with frame `index`'s tracked faces: no jitter, and any call order works.
+    """
+
+    def __init__(
+        self,
+        engine: LocalEngine | None = None,
+        *,
+        device: str | None = None,
+        video: Sequence[SourceImage] | None = None,
+    ) -> None:
+        if engine is None:
+            from .engine import LocalEngine
+
+            engine = LocalEngine(device=device)
+        self.engine = engine
+        self.video = video
+        self._tracked: list[list[Face]] | None = None
+        self._lock = threading.Lock()
+
+    def _tracked_faces(self, index: int, params: BeautyParams) -> list[Face] | None:
+        """Frame `index`'s tracked faces, or None when this is not a video (or no face control is set)."""
+        from .engine import needs_faces
+
+        if self.video is None or len(self.video) < 2 or not needs_faces(params):
+            return None
+        if self._tracked is None:
+            self._tracked = self.engine.track_faces([frame.rgb for frame in self.video])
+        return self._tracked[index]
+
+    def retouch(
+        self,
+        source: SourceImage,
+        params: BeautyParams,
+        *,
+        options: RetouchOptions = DEFAULT_OPTIONS,
+        index: int = 0,
+        on_progress: ProgressCallback | None = None,
+        check_cancel: CancelCheck | None = None,
+        limiter: AdaptiveLimiter | None = None,
+    ) -> RetouchOutcome:
+        """Retouch one image on this machine. `options` and `limiter` concern the API and are ignored."""
+        started = time.perf_counter()
+
+        def emit(stage: str) -> None:
+            if on_progress is not None:
+                on_progress(Progress(index, stage, None, time.perf_counter() - started))
+
+        raise_if_cancelled(check_cancel)
+        with self._lock:
+            raise_if_cancelled(check_cancel)
+            emit("processing")
+            faces = self._tracked_faces(index, params)
+            if faces is None:
+                result = self.engine.retouch(source.rgb, params)
+            else:
+                result = self.engine.retouch_with_faces(source.rgb, faces, params)
+        image = attach_alpha(result.image, source.alpha)
+        emit("done")
+        return RetouchOutcome(image, ORIGIN, None, time.perf_counter() - started, 0, note=result.note)

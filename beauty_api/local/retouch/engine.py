@@ -1,0 +1,277 @@
+"""LocalEngine: the six controls and the 35 looks on this machine, one face crop at a time.
+
+Per image: find the faces (on a copy at most ANALYSIS_MAX_SIDE px, landmarks scaled back), then for
+each face work on a crop around it (1.45x the face oval, so the cost follows the face, not the
+frame): whitening, brow removal and smoothing inside soft masks, then one warp. Every effect fades to
+zero before the crop's border, so the crop is written back as is. The look is the last step and the
+only one on the whole frame. Same input and settings, same output: nothing here is random, and the
+8-bit input is only converted to float inside the crops.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ...clock import CancelCheck
+from ...clock import check_cancel as raise_if_cancelled
+from ...params import SLIDER_NAMES, BeautyParams
+from ..faces.face import Face
+from ..faces.regions import region_mask
+from .brows import remove_brow
+from .looks import apply_look
+from .tone import smooth_skin, whiten_u8
+from .warp import WarpAmounts, apply_displacement, crop_box, displacement_field
+
+ANALYSIS_MAX_SIDE = 1280  # faces are found on a copy this size at most (the mesh sees 256 px anyway)
+SKIN_FEATHER = 0.07  # skin mask feather, fraction of the face's size
+SKIN_GROW = -0.035  # the skin mask stops this far inside its edges (eyes stay sharp, lips untouched)
+BROW_GROW = 0.02
+BROW_FEATHER = 0.035
+WARP_BORDER = 0.08  # the warp's taper to zero at the crop's border, fraction of the face's size
+MASK_WORK_SIZE = 64  # masks are rasterised with the face at most this big, then upsampled (they are soft)
+
+
+@dataclass(frozen=True)
+class LocalImageResult:
+    """One retouched image and what was found: `faces` is None when no face control was set."""
+
+    image: np.ndarray  # HxWx3 uint8
+    faces: int | None
+    seconds: float
+
+    @property
+    def note(self) -> str:
+        """For reports: "no face", "2 faces", or why faces were not looked for."""
+        if self.faces is None:
+            return "no face control set"
+        if self.faces == 0:
+            return "no face"
+        return f"{self.faces} face{'s' if self.faces > 1 else ''}"
+
+
+def is_identity(params: BeautyParams) -> bool:
+    """True when nothing would change: every slider 0 and no look."""
+    return params.filter_type is None and not any(getattr(params, name) for name in SLIDER_NAMES)
+
+
+def needs_faces(params: BeautyParams) -> bool:
+    return any(getattr(params, name) for name in SLIDER_NAMES)
+
+
+def _face_in_crop(face: Face, x0: int, y0: int) -> Face:
+    offset = torch.tensor([x0, y0, 0.0], dtype=face.landmarks.dtype, device=face.landmarks.device)
+    bx0, by0, bx1, by1 = face.box
+    return dataclasses.replace(
+        face, landmarks=face.landmarks - offset, box=(bx0 - x0, by0 - y0, bx1 - x0, by1 - y0)
+    )
+
+
+def _soft_mask(
+    face: Face, height: int, width: int, region: str, *, feather: float, grow: float
+) -> torch.Tensor:
+    """`region_mask` of one face on its crop; for a large face, rasterised smaller and upsampled."""
+    scale = min(1.0, MASK_WORK_SIZE / max(face.size, 1.0))
+    if scale == 1.0:
+        return region_mask([face], height, width, region, feather=feather, grow=grow)
+    small_h, small_w = max(2, round(height * scale)), max(2, round(width * scale))
+    factors = torch.tensor([small_w / width, small_h / height], device=face.landmarks.device)
+    landmarks = face.landmarks.clone()
+    landmarks[:, :2] = (landmarks[:, :2] + 0.5) * factors - 0.5
+    small = region_mask(
+        [dataclasses.replace(face, landmarks=landmarks)],
+        small_h,
+        small_w,
+        region,
+        feather=feather * scale,
+        grow=grow * scale,
+    )
+    return F.interpolate(small[None, None], size=(height, width), mode="bilinear", align_corners=False)[0, 0]
+
+
+def _cheek_colour(crop: torch.Tensor, face: Face) -> torch.Tensor:
+    """The median colour [3] of two discs on the cheeks (around points 205 and 425): the skin's colour."""
+    _, _, height, width = crop.shape
+    ys = torch.arange(height, device=crop.device, dtype=torch.float32)[:, None]
+    xs = torch.arange(width, device=crop.device, dtype=torch.float32)[None, :]
+    radius2 = (0.06 * max(face.size, 1.0)) ** 2
+    discs = torch.zeros(height, width, dtype=torch.bool, device=crop.device)
+    for point in (205, 425):
+        cx, cy = face.landmarks[point, 0], face.landmarks[point, 1]
+        discs |= (xs - cx) ** 2 + (ys - cy) ** 2 <= radius2
+    pixels = crop[0][:, discs] if bool(discs.any()) else crop[0].flatten(1)
+    return pixels.median(dim=1).values
+
+
+def _remove_brows(crop: torch.Tensor, face: Face, amount: float) -> torch.Tensor:
+    """Each brow filled with skin of the cheeks' colour, textured with a cheek's fine detail.
+
+    One mask for both brows, split at the nose bridge (point 168): each brow is filled on its own.
+    """
+    _, _, height, width = crop.shape
+    size = max(face.size, 1.0)
+    skin_colour = _cheek_colour(crop, face)
+    both = _soft_mask(face, height, width, "brows", feather=BROW_FEATHER * size, grow=BROW_GROW * size)
+    split = min(width, max(0, round(float(face.landmarks[168, 0]))))
+    for columns, cheek in ((slice(0, split), 205), (slice(split, width), 425)):
+        mask = torch.zeros_like(both)
+        mask[:, columns] = both[:, columns]
+        point = face.landmarks[cheek]
+        crop = remove_brow(
+            crop, mask, amount, skin_colour=skin_colour, texture_from=(float(point[0]), float(point[1]))
+        )
+    return crop
+
+
+def retouch_face(rgb: np.ndarray, face: Face, params: BeautyParams, device: torch.device) -> None:
+    """Retouch one face of `rgb` (HxWx3 uint8) in place, inside the face's crop."""
+    height, width = rgb.shape[:2]
+    x0, y0, x1, y1 = crop_box(face.landmarks, height, width)
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return
+    crop_u8 = rgb[y0:y1, x0:x1]
+    local = _face_in_crop(face, x0, y0)
+    local = dataclasses.replace(local, landmarks=local.landmarks.to(device))
+    size = max(local.size, 1.0)
+    ch, cw = y1 - y0, x1 - x0
+    crop = torch.from_numpy(np.ascontiguousarray(crop_u8)).to(device).permute(2, 0, 1)[None].float() / 255.0
+    skin = torch.zeros(0)
+    if params.whitening or params.smoothing:
+        skin = _soft_mask(local, ch, cw, "skin", feather=SKIN_FEATHER * size, grow=SKIN_GROW * size)
+    if params.whitening:
+        white = torch.from_numpy(whiten_u8(crop_u8, params.whitening)).to(device).permute(2, 0, 1)[None]
+        crop = crop + skin * (white.float() / 255.0 - crop)
+    if params.remove_eyebrow:
+        crop = _remove_brows(crop, local, params.remove_eyebrow / 100.0)
+    if params.smoothing:
+        crop = smooth_skin(crop, skin, params.smoothing / 100.0, size)
+    amounts = WarpAmounts(params.thinface / 100.0, params.shrink_face / 100.0, params.enlarge_eye / 100.0)
+    if amounts.any:
+        field = displacement_field(local.landmarks, ch, cw, amounts, border=WARP_BORDER * size)
+        crop = apply_displacement(crop, field)
+    out = (crop[0] * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    rgb[y0:y1, x0:x1] = out
+
+
+def retouch_faces(rgb: np.ndarray, faces: Sequence[Face], params: BeautyParams, device=None) -> np.ndarray:
+    """The whole retouch of one HxWx3 uint8 image with known faces: a new array (the input is untouched)."""
+    if is_identity(params):
+        return rgb
+    out = np.array(rgb, dtype=np.uint8, copy=True)
+    if needs_faces(params):
+        target = torch.device(device) if device is not None else None
+        for face in faces:
+            retouch_face(out, face, params, target or face.landmarks.device)
+    return apply_look(out, params.filter_type)
+
+
+def _scaled_face(face: Face, scale: float) -> Face:
+    """A face found on a copy `1/scale` the size, in the original's pixels (centres at integers)."""
+    lm = face.landmarks.clone()
+    lm[:, :2] = (lm[:, :2] + 0.5) * scale - 0.5
+    lm[:, 2] = lm[:, 2] * scale
+    box = tuple((v + 0.5) * scale - 0.5 for v in face.box)
+    return dataclasses.replace(face, landmarks=lm, box=box)  # type: ignore[arg-type]
+
+
+class LocalEngine:
+    """Finds faces and retouches them; holds the face-analysis models (loaded on first use)."""
+
+    def __init__(self, analyzer=None, *, device: torch.device | str | None = None) -> None:
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self._analyzer = analyzer
+        self._lock = threading.Lock()
+
+    @property
+    def analyzer(self):
+        with self._lock:
+            if self._analyzer is None:
+                from ..faces.analysis import load_analyzer
+
+                self._analyzer = load_analyzer(device=self.device)
+            return self._analyzer
+
+    def _analysis_input(self, frames: Sequence[np.ndarray]) -> tuple[torch.Tensor, float]:
+        """uint8 frames -> [B, H, W, 3] float tensor on the device, at most ANALYSIS_MAX_SIDE px, and the
+        factor back to the frames' pixels. Large frames are box-reduced by an integer factor in 8 bits
+        (Pillow, before any float copy of the full frame exists)."""
+        height, width = frames[0].shape[:2]
+        factor = math.ceil(max(height, width) / ANALYSIS_MAX_SIDE)
+        if factor > 1:
+            frames = [np.asarray(Image.fromarray(np.ascontiguousarray(f)).reduce(factor)) for f in frames]
+        batch = torch.from_numpy(np.stack(frames) if len(frames) > 1 else np.array(frames[0])[None])
+        return batch.to(self.device).float() / 255.0, float(factor)
+
+    def find_faces(self, rgb: np.ndarray) -> list[Face]:
+        image, scale = self._analysis_input([rgb])
+        faces = self.analyzer.analyze(image[0])
+        return [_scaled_face(face, scale) if scale != 1.0 else face for face in faces]
+
+    def track_faces(self, frames: Sequence[np.ndarray]) -> list[list[Face]]:
+        images, scale = self._analysis_input(frames)
+        found = self.analyzer.track(images)
+        return [[_scaled_face(f, scale) if scale != 1.0 else f for f in faces] for faces in found]
+
+    def retouch(self, rgb: np.ndarray, params: BeautyParams) -> LocalImageResult:
+        """One HxWx3 uint8 image; "no face" is a result (the look is still applied), never an error."""
+        started = time.perf_counter()
+        if is_identity(params):
+            return LocalImageResult(rgb, None, 0.0)
+        faces = self.find_faces(rgb) if needs_faces(params) else None
+        with torch.inference_mode():
+            image = retouch_faces(rgb, faces or [], params, self.device)
+        return LocalImageResult(image, None if faces is None else len(faces), time.perf_counter() - started)
+
+    def retouch_with_faces(
+        self, rgb: np.ndarray, faces: list[Face], params: BeautyParams
+    ) -> LocalImageResult:
+        """One image whose faces are already known (tracked across a video's frames)."""
+        started = time.perf_counter()
+        with torch.inference_mode():
+            image = retouch_faces(rgb, faces, params, self.device)
+        return LocalImageResult(image, len(faces), time.perf_counter() - started)
+
+    def retouch_frames(
+        self,
+        frames: Sequence[np.ndarray],
+        params: BeautyParams,
+        *,
+        track: bool = False,
+        check_cancel: CancelCheck | None = None,
+        on_frame: Callable[[int, LocalImageResult], None] | None = None,
+    ) -> list[LocalImageResult]:
+        """A batch: with `track`, a video (each frame's faces follow from the previous frame's)."""
+        results: list[LocalImageResult] = []
+        faces_per_frame: list[list[Face]] | None = None
+        if track and needs_faces(params) and len(frames) > 1 and _same_shape(frames):
+            raise_if_cancelled(check_cancel)
+            started = time.perf_counter()
+            faces_per_frame = self.track_faces(frames)
+            tracking_share = (time.perf_counter() - started) / len(frames)
+        for index, rgb in enumerate(frames):
+            raise_if_cancelled(check_cancel)
+            if faces_per_frame is None:
+                result = self.retouch(rgb, params)
+            else:
+                result = self.retouch_with_faces(rgb, faces_per_frame[index], params)
+                result = dataclasses.replace(result, seconds=result.seconds + tracking_share)
+            results.append(result)
+            if on_frame is not None:
+                on_frame(index, result)
+        return results
+
+
+def _same_shape(frames: Sequence[np.ndarray]) -> bool:
+    return len({frame.shape for frame in frames}) == 1
+
+
+__all__ = ["LocalEngine", "LocalImageResult", "is_identity", "retouch_faces"]
