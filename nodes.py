@@ -1,8 +1,8 @@
 """The ComfyUI nodes: validate the widgets, call beauty_api, report. No HTTP or image logic here.
 
 Classic V1 node classes (plain classes with INPUT_TYPES), because they load on every current
-ComfyUI and can be tested without one. The FUNCTION is `async def`; node_runner runs the
-blocking batch in a thread and keeps the node's display (node_status) up to date.
+ComfyUI and can be tested without one. The FUNCTION is `async def`; face_beauty_nodes/runner.py runs
+the blocking batch in a thread and keeps the node's display (face_beauty_nodes/status.py) up to date.
 
 The pack's own modules are imported relatively: ComfyUI imports the pack folder as a package
 whose name has hyphens and is not on sys.path.
@@ -13,28 +13,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .beauty_api.api.client import ClientSettings
+from .beauty_api.api.client import MODES, ClientSettings
 from .beauty_api.errors import InvalidParameterError
 from .beauty_api.params import (
-    FILTER_NAMES,
-    NO_FILTER,
-    SLIDER_DEFAULT,
-    SLIDER_DESCRIPTIONS,
-    SLIDER_MAX,
-    SLIDER_MIN,
-    SLIDER_NAMES,
     BeautyParams,
 )
-from .beauty_api.run.backend import CREDITS_PER_IMAGE, MODES, ApiBackend, RetouchOptions
+from .beauty_api.run.api_backend import ApiBackend
+from .beauty_api.run.backend import CREDITS_PER_IMAGE, RetouchOptions
 from .beauty_api.run.concurrency import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, check_concurrency
 from .beauty_api.timeouts import DEFAULT_TIMEOUT, check_timeout
 from .beauty_api.timeouts import TIMEOUT_MAX as TIMEOUT_MAX_S
 from .beauty_api.timeouts import TIMEOUT_MIN as TIMEOUT_MIN_S
 from .face_beauty_nodes import bridge
 from .face_beauty_nodes.runner import FaceBeautyProError, RunPlan, run_retouch
+from .face_beauty_nodes.widgets import CATEGORY, retouch_widgets
 
 OPTIONS_TYPE = "FACE_BEAUTY_OPTIONS"
-CATEGORY = "image/Face Beauty Pro"
 ON_FAILURE_CHOICES = ("fail", "pass through")
 TIMEOUT_MIN, TIMEOUT_MAX, TIMEOUT_DEFAULT = int(TIMEOUT_MIN_S), int(TIMEOUT_MAX_S), int(DEFAULT_TIMEOUT)
 # Words people type in the node search. Newer ComfyUI versions send SEARCH_ALIASES to the frontend
@@ -108,20 +102,6 @@ class FaceBeautyRunOptions:
 DEFAULT_RUN_OPTIONS = FaceBeautyRunOptions()
 
 
-def _slider(name: str) -> tuple[str, dict[str, Any]]:
-    return (
-        "INT",
-        {
-            "default": SLIDER_DEFAULT,
-            "min": SLIDER_MIN,
-            "max": SLIDER_MAX,
-            "step": 1,
-            "display": "slider",
-            "tooltip": SLIDER_DESCRIPTIONS[name],
-        },
-    )
-
-
 class FaceBeautyPro:
     """Face Beauty Pro: retouch every portrait of a batch through the AILabTools API."""
 
@@ -154,15 +134,7 @@ class FaceBeautyPro:
                 {"tooltip": "Portrait(s) to retouch; every image of the batch is sent (one task each)."},
             )
         }
-        required.update({name: _slider(name) for name in SLIDER_NAMES})
-        required["filter_type"] = (
-            [NO_FILTER, *FILTER_NAMES],
-            {
-                "default": NO_FILTER,
-                "tooltip": "Colour filter applied with the retouch; 'none' applies no filter. "
-                "The names are the API's 35 official filters, in its numbering order (1..35).",
-            },
-        )
+        required.update(retouch_widgets())
         return {
             "required": required,
             "optional": {

@@ -20,8 +20,9 @@ from .errors import (
     TransportError,
 )
 from .params import FILTER_NAMES, SLIDER_NAMES, BeautyParams, resolve_filter
+from .version import VERSION
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 __all__ = [
     "FILTER_NAMES",

@@ -45,7 +45,7 @@ from beauty_api.emulator import Emulator
 from beauty_api.errors import RetouchCancelled
 from beauty_api.ledger.storage_paths import open_journal, open_result_cache
 from beauty_api.params import BeautyParams
-from beauty_api.run.backend import ApiBackend
+from beauty_api.run.api_backend import ApiBackend
 from beauty_api.run.batch import retouch_batch
 
 REPO = Path(__file__).resolve().parents[1]

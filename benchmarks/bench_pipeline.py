@@ -47,7 +47,8 @@ from beauty_api.emulator.effect import apply_effect, encode_result
 from beauty_api.errors import RetouchCancelled
 from beauty_api.ledger.storage_paths import open_journal, open_result_cache
 from beauty_api.params import BeautyParams
-from beauty_api.run.backend import ApiBackend, RetouchOptions
+from beauty_api.run.api_backend import ApiBackend
+from beauty_api.run.backend import RetouchOptions
 from beauty_api.run.batch import retouch_batch
 
 SAMPLE = Path(__file__).resolve().parents[1] / "beauty_api" / "data" / "sample_portrait.png"

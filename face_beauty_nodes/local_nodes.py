@@ -12,9 +12,9 @@ from typing import Any
 from ..beauty_api import codec
 from ..beauty_api.params import BeautyParams
 from ..beauty_api.run.backend import DEFAULT_OPTIONS, RetouchBackend
-from ..nodes import CATEGORY, FaceBeautyPro
 from . import bridge
 from .runner import FaceBeautyProError, RunPlan, run_retouch
+from .widgets import CATEGORY, retouch_widgets
 
 # -- Face Beauty Face Mask (offline face analysis, no API) ----------------------------------------
 
@@ -143,10 +143,10 @@ class FaceBeautyLocal:
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, dict[str, Any]]:
-        # The Pro node's own slider and filter widgets (names, order, ranges, tooltips): swapping one
-        # node for the other keeps the settings.
-        required = dict(FaceBeautyPro.INPUT_TYPES()["required"])
-        required["image"] = ("IMAGE", {"tooltip": "Portrait(s) or video frames to retouch on this machine."})
+        required: dict[str, Any] = {
+            "image": ("IMAGE", {"tooltip": "Portrait(s) or video frames to retouch on this machine."}),
+            **retouch_widgets(),
+        }
         return {
             "required": required,
             "optional": {

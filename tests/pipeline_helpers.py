@@ -18,7 +18,7 @@ from beauty_api.api.retry_policy import RetrySettings
 from beauty_api.clock import Clock
 from beauty_api.codec import SourceImage
 from beauty_api.ledger.storage_paths import open_journal, open_result_cache
-from beauty_api.run.backend import ApiBackend
+from beauty_api.run.api_backend import ApiBackend
 
 EMULATOR_KEY = "emulator-key"
 

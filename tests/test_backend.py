@@ -14,7 +14,8 @@ from beauty_api.codec import SourceImage, decode_image
 from beauty_api.errors import ConfigurationError, ImageError, RetouchCancelled, TaskFailedError
 from beauty_api.ledger.storage_paths import state_dir
 from beauty_api.params import BeautyParams
-from beauty_api.run.backend import ApiBackend, RetouchOptions
+from beauty_api.run.api_backend import ApiBackend
+from beauty_api.run.backend import RetouchOptions
 
 
 @pytest.fixture
@@ -186,7 +187,7 @@ def _cache_keys(backend) -> list[str]:
 
 
 def test_a_batch_cancelled_before_it_starts_encodes_and_sends_nothing(emulator, state, monkeypatch) -> None:
-    import beauty_api.run.backend as backend_module
+    import beauty_api.run.api_backend as backend_module
     from beauty_api.run.batch import retouch_batch
 
     encoded: list[int] = []

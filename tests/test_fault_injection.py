@@ -33,7 +33,8 @@ from beauty_api.errors import (
 from beauty_api.ledger.journal import CLAIM_TIMEOUT, TaskJournal
 from beauty_api.ledger.storage_paths import open_journal, state_dir
 from beauty_api.params import BeautyParams
-from beauty_api.run.backend import ApiBackend, RetouchOptions
+from beauty_api.run.api_backend import ApiBackend
+from beauty_api.run.backend import RetouchOptions
 from beauty_api.run.batch import retouch_batch
 
 HELPERS = Path(__file__).resolve().parent / "pipeline_helpers.py"

@@ -150,7 +150,8 @@ def _settings(**values: Any) -> dict[str, Any]:
 
 
 def test_local_node_has_the_pro_nodes_sliders_in_the_same_order(nodes: types.ModuleType) -> None:
-    pro = nodes.FaceBeautyPro.INPUT_TYPES()["required"]
+    load_pack()
+    pro = sys.modules[f"{PACK_NAME}.nodes"].FaceBeautyPro.INPUT_TYPES()["required"]
     local = nodes.FaceBeautyLocal.INPUT_TYPES()
     assert list(local["required"]) == list(pro)
     for name in [*SLIDER_NAMES, "filter_type"]:

@@ -26,7 +26,7 @@ from beauty_api.clock import FakeClock
 from beauty_api.codec import SourceImage
 from beauty_api.errors import DeadlineExceeded
 from beauty_api.params import BeautyParams
-from beauty_api.run.backend import ApiBackend
+from beauty_api.run.api_backend import ApiBackend
 
 API = "https://api.example"
 

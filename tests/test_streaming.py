@@ -21,7 +21,8 @@ from beauty_api.api.client import FaceBeautyClient
 from beauty_api.codec import LazySources, SourceImage, image_file_size, lazy_batch, lazy_files
 from beauty_api.errors import ImageError
 from beauty_api.params import BeautyParams
-from beauty_api.run.backend import ApiBackend, RetouchOutcome
+from beauty_api.run.api_backend import ApiBackend
+from beauty_api.run.backend import RetouchOutcome
 from beauty_api.run.batch import RELEASED_IMAGE, retouch_batch
 from beauty_api.run.concurrency import AdaptiveLimiter
 from beauty_api.run.local_work import LocalWorkGate, default_permits

@@ -19,6 +19,7 @@ from requests import exceptions as rex
 
 from beauty_api.api.network_failures import describe_url, proxies_for
 from beauty_api.api.protocol import KEY_HEADER
+from beauty_api.api.result_download import download_result
 from beauty_api.api.retry_policy import RetrySettings, parse_retry_after
 from beauty_api.api.transport import Transport
 from beauty_api.config import ApiKey
@@ -446,7 +447,7 @@ def test_logs_are_debug_only_and_free_of_secrets(rsps, clock, caplog):
 
     with caplog.at_level(logging.DEBUG, logger="beauty_api"):
         call(transport)
-        transport.download(CDN_URL, deadline=Deadline(clock, 60), max_bytes=1000)
+        download_result(transport, CDN_URL, deadline=Deadline(clock, 60), max_bytes=1000)
     assert caplog.records
     for record in caplog.records:
         text = record.getMessage()
@@ -461,8 +462,8 @@ def test_logs_are_debug_only_and_free_of_secrets(rsps, clock, caplog):
 def download(transport, url=CDN_URL, max_bytes=10_000, deadline_s=60.0, **kwargs):
     from beauty_api.clock import Deadline
 
-    return transport.download(
-        url, deadline=Deadline(transport.clock, deadline_s), max_bytes=max_bytes, **kwargs
+    return download_result(
+        transport, url, deadline=Deadline(transport.clock, deadline_s), max_bytes=max_bytes, **kwargs
     )
 
 

@@ -1,7 +1,6 @@
 """FaceBeautyClient: submit an image, poll the task, download the result; one method per API step.
 
-No caching, journal or batching here (backend.py and batch.py do that): this layer maps the
-API's steps onto methods, each with a deadline, a cancel hook and the transport's retry rules.
+No caching, ledger or batching here (run/ does that): this layer maps the API's steps onto methods, each with a deadline, a cancel hook and the transport's retry rules.
 Construction resolves the key and address, so a missing key fails before any request.
 """
 
@@ -36,6 +35,7 @@ from .protocol import (
     parse_task_state,
     sync_result_text,
 )
+from .result_download import download_result
 from .retry_policy import MIN_ATTEMPT_SECONDS, RetryHook, RetrySettings
 from .transport import Transport
 
@@ -49,10 +49,7 @@ _NOT_ABOUT_THE_TASK = frozenset({"auth", "credits", "rate_limit"})
 
 
 class Upload(Protocol):
-    """What `submit` needs of an upload (codec.EncodedImage, a frozen dataclass, has these).
-
-    Read-only properties, so immutable objects satisfy it: `submit` never assigns to an upload.
-    """
+    """What `submit` needs of an upload (codec.EncodedImage has these); read-only, so frozen objects fit."""
 
     @property
     def data(self) -> bytes: ...
@@ -359,7 +356,8 @@ class FaceBeautyClient:
 
         `attempts` bounds the tries (default: the retry settings'); 1 probes whether a result is still there.
         """
-        return self.transport.download(
+        return download_result(
+            self.transport,
             url,
             deadline=deadline if deadline is not None else self.new_deadline(),
             max_bytes=self.settings.max_download_bytes,

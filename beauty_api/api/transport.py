@@ -4,7 +4,7 @@ Rules that cost money or leak secrets if broken:
 - The `ailabapi-api-key` header is added in `api_call` only, per request (never on the session),
   and redirects from the API are not followed: requests strips only `Authorization` when a
   redirect changes host, not custom headers, so following one could send the key elsewhere.
-- Result downloads (result_download.py) never carry the key (the result host is not the API),
+- Result downloads (result_download.py, a layer above this one) never carry the key (the result host is not the API),
   and may follow redirects.
 - A submit (`safe_to_retry=False`) is retried only when it provably never reached the server
   (connect failures) or when the server answered with a definite, retryable error (failed
@@ -54,7 +54,6 @@ from .network_failures import (
     proxies_for,
 )
 from .protocol import KEY_HEADER, check_answer
-from .result_download import download_result
 from .retry_policy import (
     MAX_RETRY_AFTER,
     MIN_ATTEMPT_SECONDS,
@@ -324,27 +323,6 @@ class Transport:
             f"The API at {self.host} answered the {operation} with HTTP {response.status_code}, a redirect "
             f"to {target}. Redirects from the API are not followed, so the API key is never sent to another "
             f"address. If that address is the right one, set {ENV_BASE_URL} to it (now {self.base_url})."
-        )
-
-    def download(
-        self,
-        url: str,
-        *,
-        deadline: Deadline,
-        max_bytes: int,
-        check_cancel: CancelCheck | None = None,
-        on_retry: RetryHook | None = None,
-        attempts: int | None = None,
-    ) -> bytes:
-        """The bytes at a result URL, without the API key, capped at `max_bytes` (see result_download.py)."""
-        return download_result(
-            self,
-            url,
-            deadline=deadline,
-            max_bytes=max_bytes,
-            check_cancel=check_cancel,
-            on_retry=on_retry,
-            attempts=attempts,
         )
 
     # -- timing -------------------------------------------------------------------------------

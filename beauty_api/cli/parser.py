@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from .. import __version__
 from ..params import (
     NO_FILTER,
     SLIDER_DEFAULT,
@@ -13,6 +12,7 @@ from ..params import (
 )
 from ..run.concurrency import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
 from ..timeouts import DEFAULT_TIMEOUT
+from ..version import VERSION
 from .cache import cmd_cache_clear, cmd_cache_info
 from .demo import cmd_demo
 from .filters import cmd_filters
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Key: set AILAB_API_KEY (or the config file, see README). Exit codes: 0 ok, 1 some image "
         "failed, 2 usage/config error (nothing sent), 130 interrupted (run it again to resume paid tasks).",
     )
-    parser.add_argument("--version", action="version", version=f"face-beauty-pro {__version__}")
+    parser.add_argument("--version", action="version", version=f"face-beauty-pro {VERSION}")
     verbose_help = "debug logging to stderr (the API key is never shown)"
     parser.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
     # The same flag after the subcommand; SUPPRESS keeps it from resetting the top-level value.

@@ -107,6 +107,6 @@ def build_backend(name: str, job: RetouchJob, *, no_cache: bool = False) -> Reto
         from ..local.retouch.backend import LocalBackend
 
         return LocalBackend()
-    from ..run.backend import ApiBackend
+    from ..run.api_backend import ApiBackend
 
     return ApiBackend.from_environment(settings=_client_settings(job), use_cache=False if no_cache else None)

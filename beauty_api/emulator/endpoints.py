@@ -80,12 +80,18 @@ class EmulatorEndpoints:
     result_format: str
     result_scale: float
     effect: str  # "local" (the offline engine) or "stand-in"
+    log: Callable[[str], None] | None  # one line per request, when the caller asked for it
     _faults: FaultPlan
     _stats: EmulatorStats
     _lock: threading.RLock
     _tasks: dict[str, Task]
     _results: dict[str, StoredResult]
     _reserved: int
+
+    @property
+    def faults(self) -> FaultPlan:
+        """The armed faults (see FaultPlan), applied by the HTTP handlers."""
+        return self._faults
 
     @property
     def cdn_base_url(self) -> str:

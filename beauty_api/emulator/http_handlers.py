@@ -21,7 +21,7 @@ from .faults import Fault
 from .multipart import SubmitRequest, parse_multipart
 
 if TYPE_CHECKING:
-    from .server import Emulator
+    from .endpoints import EmulatorEndpoints
 
 
 class EmulatorHttpServer(ThreadingHTTPServer):
@@ -30,7 +30,12 @@ class EmulatorHttpServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], emulator: Emulator):
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        emulator: EmulatorEndpoints,
+    ):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.emulator = emulator
         self._connections: set[socket.socket] = set()
@@ -78,7 +83,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: EmulatorHttpServer
 
     @property
-    def emulator(self) -> Emulator:
+    def emulator(self) -> EmulatorEndpoints:
         return self.server.emulator
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -200,10 +200,6 @@ class Emulator(EmulatorEndpoints):
         return f"http://{_url_host(self.host)}:{self._servers[index].server_port}"
 
     @property
-    def faults(self) -> FaultPlan:
-        return self._faults
-
-    @property
     def stats(self) -> EmulatorStats:
         """The live statistics, brought up to date with `time_source()` first."""
         self._settle()

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from ..api.task_timings import TaskTimings
     from .journal import TaskJournal
     from .result_cache import NullCache, ResultCache
 
@@ -210,10 +209,3 @@ def open_journal(state: Path) -> TaskJournal:
     from .journal import TaskJournal
 
     return TaskJournal(journal_path(state))
-
-
-def open_task_timings(state: Path) -> TaskTimings:
-    """The task-duration history under `state` (degrades to memory-only on disk trouble)."""
-    from ..api.task_timings import TaskTimings
-
-    return TaskTimings(timings_path(state))

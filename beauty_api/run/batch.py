@@ -20,14 +20,7 @@ from ..clock import CancelCheck, check_cancel
 from ..codec import SourceImage
 from ..errors import BatchFailed, BeautyError, NotSent, RetouchCancelled, is_account_error
 from ..params import BeautyParams
-from .backend import (
-    DEFAULT_OPTIONS,
-    Progress,
-    ProgressCallback,
-    RetouchBackend,
-    RetouchOptions,
-    RetouchOutcome,
-)
+from .backend import DEFAULT_OPTIONS, RetouchBackend, RetouchOptions, RetouchOutcome
 from .concurrency import (
     DEFAULT_CONCURRENCY,
     MAX_CONCURRENCY,
@@ -36,6 +29,7 @@ from .concurrency import (
     check_concurrency,
 )
 from .local_work import LocalWorkGate, default_permits
+from .progress_events import Progress, ProgressCallback
 
 __all__ = ["DEFAULT_CONCURRENCY", "MAX_CONCURRENCY", "BatchResult", "ItemFailure", "retouch_batch"]
 ORIGINS = ("new", "cached", "resumed", "local")  # "local": the offline engine (beauty_api.local)

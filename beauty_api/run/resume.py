@@ -16,7 +16,7 @@ for good, and retrying it on every run would keep the image stuck forever.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import (
     ApiError,
@@ -29,17 +29,30 @@ from ..errors import (
 )
 
 if TYPE_CHECKING:
+    from ..api.client import FaceBeautyClient
     from ..clock import Deadline
-    from ..ledger.journal import Claim
-    from .backend import ApiBackend
+    from ..ledger.journal import Claim, TaskJournal
     from .image_run import ImageRun
 
 log = logging.getLogger(__name__)
 
-# The progress stage for a task_status the API reports (backend.py uses it while polling too).
+# The progress stage for a task_status the API reports (api_backend.py uses it while polling too).
 STAGE_BY_STATUS = {0: "queued", 1: "processing", 2: "downloading"}
 
 FORGET_COMMAND = "python -m beauty_api journal forget {task_id}"
+
+
+class TaskSource(Protocol):
+    """What resuming needs of the backend that recorded the task (ApiBackend is one): its client and
+    journal, and its own way to wait for a task and fetch a result (so resumed and new tasks are
+    polled, recorded and downloaded alike)."""
+
+    client: FaceBeautyClient
+    journal: TaskJournal | None
+
+    def wait_for_result(self, task_id: str, deadline: Deadline, run: ImageRun) -> str: ...
+
+    def download_result(self, fingerprint: str, url: str, run: ImageRun, task_id: str) -> bytes: ...
 
 
 class TaskGone(Exception):
@@ -47,7 +60,7 @@ class TaskGone(Exception):
 
 
 def resume_recorded(
-    backend: ApiBackend, fingerprint: str, claim: Claim, deadline: Deadline, run: ImageRun
+    backend: TaskSource, fingerprint: str, claim: Claim, deadline: Deadline, run: ImageRun
 ) -> bytes:
     """The result bytes of the task `claim` names; TaskGone, TaskFailedError or ResumeFailed otherwise."""
     task_id = claim.task_id
@@ -70,7 +83,7 @@ def resume_recorded(
             raise  # a refused key stops the whole batch (batch.py); it says nothing about the task
         if claim.result_url:  # the API cannot be asked; the result host may still answer
             try:
-                return backend._download(fingerprint, claim.result_url, run, task_id)
+                return backend.download_result(fingerprint, claim.result_url, run, task_id)
             except ResultExpired:
                 raise TaskGone(f"the recorded result of task {task_id} expired") from None
             except (ResultDownloadError, TransportError):
@@ -81,15 +94,15 @@ def resume_recorded(
             url = state.result_url
         else:
             run.emit(STAGE_BY_STATUS.get(state.status, "processing"), task_id)
-            url = backend._wait(task_id, deadline, run)
-        return backend._download(fingerprint, url, run, task_id)
+            url = backend.wait_for_result(task_id, deadline, run)
+        return backend.download_result(fingerprint, url, run, task_id)
     except ResultExpired:
         raise TaskGone(f"the result of task {task_id} expired") from None
     except ResultDownloadError as error:
         raise _unknown(task_id, error) from None
 
 
-def _probe(backend: ApiBackend, url: str | None, run: ImageRun) -> bytes | None:
+def _probe(backend: TaskSource, url: str | None, run: ImageRun) -> bytes | None:
     """One quick try of a recorded result URL (no retries): its bytes, or None."""
     if not url:
         return None
