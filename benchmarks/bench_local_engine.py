@@ -33,6 +33,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from beauty_api.codec import SourceImage  # noqa: E402
+from beauty_api.local.retouch.backend import LocalBackend  # noqa: E402
 from beauty_api.local.retouch.engine import LocalEngine  # noqa: E402
 from beauty_api.params import BeautyParams  # noqa: E402
 
@@ -67,6 +69,14 @@ def moving_frames(base: np.ndarray, count: int, step: int = 2) -> list[np.ndarra
     return [
         np.ascontiguousarray(padded[:, step * (count - k) : step * (count - k) + width]) for k in range(count)
     ]
+
+
+def retouch_video(engine: LocalEngine, frames: list[np.ndarray]) -> None:
+    """The frames as one video, the way the Local node and `retouch --video` run them."""
+    sources = [SourceImage(np.ascontiguousarray(frame)) for frame in frames]
+    backend = LocalBackend(engine, video=sources)
+    for index, source in enumerate(sources):
+        backend.retouch(source, PARAMS, index=index)
 
 
 def timed(call: Callable[[], object], repeat: int) -> tuple[float, float]:
@@ -139,13 +149,13 @@ def main(argv: list[str] | None = None) -> int:
         seconds = timed(lambda image=image: engine.retouch(image, PARAMS), args.repeat)
         lines.append(row(f"{size}x{size}, one image", seconds, goal, "s"))
     frames = moving_frames(portrait(512), 16)
-    seconds = timed(lambda: engine.retouch_frames(frames, PARAMS, track=True), max(1, args.repeat // 2))
+    seconds = timed(lambda: retouch_video(engine, frames), max(1, args.repeat // 2))
     lines.append(row("16 frames 512x512, tracked", seconds, 1.2, "s"))
     if args.device.startswith("cuda"):
         hd = moving_frames(portrait((1920, 1080)), 16)
 
         def run_hd() -> None:
-            engine.retouch_frames(hd, PARAMS, track=True)
+            retouch_video(engine, hd)
             torch.cuda.synchronize()
 
         seconds, _ = timed(run_hd, max(1, args.repeat // 2))

@@ -151,3 +151,26 @@ def shifted(rgb: np.ndarray, dx: int) -> np.ndarray:
     image = torch.from_numpy(np.array(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
     moved = F.pad(image, (dx, 0, 0, 0), mode="replicate")[..., : rgb.shape[1]]
     return moved[0].permute(1, 2, 0).round().to(torch.uint8).numpy()
+
+
+def move_points(points: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
+    """The warp's inverse, for measurements: where points [N, 2] (crop px) end up after the warp: solve p' + field(p') = p by fixed-point steps."""
+    height, width = field.shape[:2]
+    volume = field.permute(2, 0, 1).unsqueeze(0)
+    scale = torch.tensor([2.0 / max(width - 1, 1), 2.0 / max(height - 1, 1)], device=field.device)
+    moved = points.clone()
+    for _ in range(8):
+        grid = (moved * scale - 1.0).view(1, 1, -1, 2)
+        shift = F.grid_sample(volume, grid, mode="bilinear", padding_mode="border", align_corners=True)
+        moved = points - shift[0, :, 0].T
+    return moved
+
+
+def retouch_video(engine: object, frames: list[np.ndarray], params: object) -> list[object]:
+    """Frames retouched as the product does a video: LocalBackend with the frames as its video."""
+    from beauty_api.codec import SourceImage
+    from beauty_api.local.retouch.backend import LocalBackend
+
+    sources = [SourceImage(np.ascontiguousarray(frame), None) for frame in frames]
+    backend = LocalBackend(engine, video=sources)  # type: ignore[arg-type]
+    return [backend.retouch(source, params, index=i) for i, source in enumerate(sources)]  # type: ignore[arg-type]

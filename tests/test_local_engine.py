@@ -25,10 +25,12 @@ from local_helpers import (
     jaw_width,
     mean_level_difference,
     mean_lightness,
+    move_points,
     oval_area,
     portrait,
     pupil_distance,
     reference_faces,
+    retouch_video,
     shifted,
 )
 from PIL import Image
@@ -36,7 +38,7 @@ from PIL import Image
 from beauty_api.local.faces.regions import region_mask
 from beauty_api.local.retouch.engine import LocalEngine, retouch_faces
 from beauty_api.local.retouch.looks import apply_look
-from beauty_api.local.retouch.warp import WarpAmounts, crop_box, displacement_field, move_points
+from beauty_api.local.retouch.warp import WarpAmounts, crop_box, displacement_field
 from beauty_api.params import SLIDER_NAMES, BeautyParams
 
 ZERO = dict.fromkeys(SLIDER_NAMES, 0)
@@ -189,18 +191,18 @@ def test_an_image_without_a_face_gets_the_look_only(engine: LocalEngine) -> None
 def test_the_same_frames_give_the_same_outputs(engine: LocalEngine) -> None:
     frames = [np.array(portrait("astronaut"))] * 8
     params = BeautyParams(thinface=60, shrink_face=60, enlarge_eye=60, smoothing=60, whitening=60)
-    results = engine.retouch_frames(frames, params, track=True)
-    assert all(r.faces == 1 for r in results)
+    results = retouch_video(engine, frames, params)
+    assert all(r.note == "1 face" for r in results)
     assert all(np.array_equal(r.image, results[0].image) for r in results)
-    again = engine.retouch_frames(frames[:2], params, track=False)
-    assert np.array_equal(again[0].image, results[0].image), "tracked or not, a still frame is the same"
+    alone = engine.retouch(frames[0], params)
+    assert np.array_equal(alone.image, results[0].image), "tracked or not, a still frame is the same"
 
 
 def test_tracked_warps_follow_a_moving_face_without_jitter(engine: LocalEngine) -> None:
     still = portrait("astronaut")
     frames = [shifted(still, 2 * k) for k in range(8)]
     params = BeautyParams(**{**ZERO, "thinface": 100, "shrink_face": 100, "enlarge_eye": 100})
-    results = engine.retouch_frames(frames, params, track=True)
+    results = retouch_video(engine, frames, params)
     face = faces_of("astronaut")[0]
     lower = face_from_landmarks(face.landmarks)
     errors = []

@@ -8,11 +8,10 @@ from itertools import combinations
 
 import numpy as np
 import pytest
-import torch
 from local_helpers import ROOT, portrait
 from PIL import Image
 
-from beauty_api.local.retouch.looks import apply_look, apply_look_tensor, look_table
+from beauty_api.local.retouch.looks import apply_look, look_table
 from beauty_api.params import FILTER_NAMES
 
 NUMBERS = range(1, len(FILTER_NAMES) + 1)
@@ -60,13 +59,6 @@ def test_looks_never_clip_a_mid_grey_portrait(looked: dict[int, np.ndarray]) -> 
     for number in NUMBERS:
         out = apply_look(mid, number)
         assert out.min() > 0 and out.max() < 255, FILTER_NAMES[number - 1]
-
-
-def test_the_tensor_path_matches_pillows(small_portrait: np.ndarray) -> None:
-    batch = torch.from_numpy(np.array(small_portrait))[None].float() / 255.0
-    for number in (1, 15, 27):
-        on_tensor = apply_look_tensor(batch, number)[0].numpy() * 255.0
-        assert np.abs(on_tensor - apply_look(small_portrait, number)).max() <= 1.5
 
 
 def test_the_stored_looks_are_what_the_generator_makes() -> None:

@@ -12,8 +12,9 @@ Progress, errors and the summary go to stderr; stdout carries only the paths wri
 listings of `filters` and `cache`), so the command composes in scripts.
 
 Where things live: parser.py (options and help), main.py (dispatch, exit codes), output.py
-(stderr/stdout lines), one module per command (retouch.py with retouch_job.py, output_paths.py
-and progress_report.py; filters.py; demo.py; cache.py).
+(stderr/stdout lines), one module per command (retouch.py with retouch_job.py, output_paths.py,
+progress_report.py and live_status.py; filters.py; demo.py with demo_run.py; cache.py; journal.py;
+landmarks.py), heap.py (big buffers handed back to the system).
 """
 
 from .main import main

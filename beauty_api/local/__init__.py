@@ -1,3 +1,6 @@
-"""The offline engine: face analysis (MediaPipe's detector and 478-point mesh run by torch), region masks,
-and (in a following module set) the retouch itself. Nothing here imports torch at package import time
-except the modules that need it, so `import beauty_api.local` stays cheap."""
+"""The offline engine: `faces/` finds faces and their landmarks, `retouch/` applies the controls.
+
+`models/` holds Google's MediaPipe model files (Apache-2.0, with their notice and hashes) and
+`data/` the looks' tables. Nothing here imports torch at package import time, so
+`import beauty_api.local` stays cheap; `faces` never imports `retouch`.
+"""

@@ -14,7 +14,7 @@ import dataclasses
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,8 +22,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ...clock import CancelCheck
-from ...clock import check_cancel as raise_if_cancelled
 from ...params import SLIDER_NAMES, BeautyParams
 from ..faces.face import Face
 from ..faces.regions import region_mask
@@ -239,39 +237,6 @@ class LocalEngine:
         with torch.inference_mode():
             image = retouch_faces(rgb, faces, params, self.device)
         return LocalImageResult(image, len(faces), time.perf_counter() - started)
-
-    def retouch_frames(
-        self,
-        frames: Sequence[np.ndarray],
-        params: BeautyParams,
-        *,
-        track: bool = False,
-        check_cancel: CancelCheck | None = None,
-        on_frame: Callable[[int, LocalImageResult], None] | None = None,
-    ) -> list[LocalImageResult]:
-        """A batch: with `track`, a video (each frame's faces follow from the previous frame's)."""
-        results: list[LocalImageResult] = []
-        faces_per_frame: list[list[Face]] | None = None
-        if track and needs_faces(params) and len(frames) > 1 and _same_shape(frames):
-            raise_if_cancelled(check_cancel)
-            started = time.perf_counter()
-            faces_per_frame = self.track_faces(frames)
-            tracking_share = (time.perf_counter() - started) / len(frames)
-        for index, rgb in enumerate(frames):
-            raise_if_cancelled(check_cancel)
-            if faces_per_frame is None:
-                result = self.retouch(rgb, params)
-            else:
-                result = self.retouch_with_faces(rgb, faces_per_frame[index], params)
-                result = dataclasses.replace(result, seconds=result.seconds + tracking_share)
-            results.append(result)
-            if on_frame is not None:
-                on_frame(index, result)
-        return results
-
-
-def _same_shape(frames: Sequence[np.ndarray]) -> bool:
-    return len({frame.shape for frame in frames}) == 1
 
 
 __all__ = ["LocalEngine", "LocalImageResult", "is_identity", "retouch_faces"]

@@ -17,7 +17,6 @@ import numpy as np
 from ...params import FILTER_NAMES
 
 if TYPE_CHECKING:
-    import torch
     from PIL import ImageFilter
 
 LOOKS_FILE = Path(__file__).resolve().parents[1] / "data" / "looks.npz"
@@ -72,20 +71,3 @@ def apply_look(rgb: np.ndarray, number: int | None) -> np.ndarray:
     if number is None:
         return rgb
     return apply_table(rgb, _look_filter(number))
-
-
-def apply_look_tensor(images: torch.Tensor, number: int | None) -> torch.Tensor:
-    """Look `number` on a [B, H, W, 3] float tensor (0..1) on any device (trilinear `grid_sample`)."""
-    if number is None:
-        return images
-    import torch
-    import torch.nn.functional as F
-
-    table = torch.from_numpy(look_table(number)).to(images.device)  # [B', G', R', 3]
-    volume = table.permute(3, 0, 1, 2).unsqueeze(0)  # [1, 3, D=blue, H=green, W=red]
-    out = []
-    for frame in images:  # one frame at a time bounds the temporary memory
-        grid = (frame.to(torch.float32) * 2.0 - 1.0).reshape(1, 1, *frame.shape)  # (x, y, z) = (r, g, b)
-        sampled = F.grid_sample(volume, grid, mode="bilinear", padding_mode="border", align_corners=True)
-        out.append(sampled[0, :, 0].permute(1, 2, 0).to(images.dtype))
-    return torch.stack(out)

@@ -159,16 +159,3 @@ def apply_displacement(crop: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
     scale = torch.tensor([2.0 / max(width - 1, 1), 2.0 / max(height - 1, 1)], device=crop.device)
     grid = (source * scale - 1.0).unsqueeze(0)
     return F.grid_sample(crop, grid, mode="bilinear", padding_mode="border", align_corners=True)
-
-
-def move_points(points: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
-    """Where points [N, 2] (crop px) end up after the warp: solve p' + field(p') = p by fixed-point steps."""
-    height, width = field.shape[:2]
-    volume = field.permute(2, 0, 1).unsqueeze(0)
-    scale = torch.tensor([2.0 / max(width - 1, 1), 2.0 / max(height - 1, 1)], device=field.device)
-    moved = points.clone()
-    for _ in range(8):
-        grid = (moved * scale - 1.0).view(1, 1, -1, 2)
-        shift = F.grid_sample(volume, grid, mode="bilinear", padding_mode="border", align_corners=True)
-        moved = points - shift[0, :, 0].T
-    return moved
