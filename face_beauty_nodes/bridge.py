@@ -43,7 +43,7 @@ def check_interrupted() -> None:
 
     Using ComfyUI's exception (not one of ours) is what makes the run show as "interrupted"
     rather than as a red error. Note that ComfyUI clears its flag when it raises, so only the
-    first caller sees it; `InterruptWatch` (and beauty_api.batch) make that sticky.
+    first caller sees it; `InterruptWatch` (and beauty_api.run.batch) make that sticky.
     """
     model_management = _comfy_module("comfy.model_management")
     throw = getattr(model_management, "throw_exception_if_processing_interrupted", None)

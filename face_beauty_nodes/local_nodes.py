@@ -176,7 +176,7 @@ class FaceBeautyLocal:
         unique_id: str | None = None,
     ) -> tuple[Any, str]:
         """Retouch the batch in a worker thread, with Face Beauty Pro's run loop: the same progress,
-        node text, Cancel and error messages (node_runner), 0 credits."""
+        node text, Cancel and error messages (runner.py), 0 credits."""
 
         def make_params() -> BeautyParams:
             return BeautyParams(

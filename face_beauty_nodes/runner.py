@@ -1,7 +1,7 @@
 """Running one retouch node call inside ComfyUI: the worker thread, the display ticker, Cancel, errors.
 
 The blocking batch runs in a thread (`asyncio.to_thread`) while the event loop keeps other
-async nodes going and this coroutine refreshes the node's display (node_status) twice a
+async nodes going and this coroutine refreshes the node's display (status.py) twice a
 second. Every way a run can end leaves an honest final frame on the node: the summary, the
 failures with their reasons, "cancelled", or the error's one line.
 """

@@ -1,11 +1,11 @@
 """What the Face Beauty Pro node shows: its progress bar and its text, in every state.
 
-`NodeStatus` turns the batch's progress events (beauty_api.backend.Progress, from worker
+`NodeStatus` turns the batch's progress events (beauty_api.run.progress_events.Progress, from worker
 threads) and the run's end (a BatchResult, a cancel, an error) into a `StatusView`: a bar
 position and a few short lines. It is plain Python (no ComfyUI), so every state is tested
-with synthetic events; `StatusPublisher` pushes the view to ComfyUI through comfy_bridge.
+with synthetic events; `StatusPublisher` pushes the view to ComfyUI through bridge.py.
 
-Rules the text follows (issue 12): images are numbered from 1; lines stay short, so the node
+Rules the text follows: images are numbered from 1; lines stay short, so the node
 never wraps mid-phrase at 100% zoom; a failed or unsent image never moves the bar as if it
 were done; credits are worded so that the text stays true when ComfyUI later re-serves the
 node's output from its own cache ("paid N credits when made", "this run" only for 0).

@@ -31,7 +31,7 @@ SLIDER_NAMES = ("whitening", "smoothing", "thinface", "shrink_face", "enlarge_ey
 # Every slider at 0 and no filter: the emulator returns the input unchanged, so order is checkable.
 IDENTITY = dict.fromkeys(SLIDER_NAMES, 0) | {"filter_type": "none"}
 RETOUCH = dict.fromkeys(SLIDER_NAMES, 60) | {"filter_type": "Sakura"}
-STEPS_PER_IMAGE = 100  # node_status.STEPS_PER_IMAGE: the bar's steps for one image
+STEPS_PER_IMAGE = 100  # status.STEPS_PER_IMAGE: the bar's steps for one image
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def run_node(node: Any, image: torch.Tensor, settings: dict[str, Any], **extra: 
 
 
 class FakeComfy:
-    """Stand-ins for the ComfyUI modules comfy_bridge uses, recording every call."""
+    """Stand-ins for the ComfyUI modules face_beauty_nodes.bridge uses, recording every call."""
 
     def __init__(self, user_dir: Path) -> None:
         self.lock = threading.RLock()
@@ -469,7 +469,7 @@ def test_event_loop_stays_free_while_waiting(api: Any, nodes: types.ModuleType) 
     assert ticks == 20
 
 
-# -- ComfyUI integration through comfy_bridge -------------------------------------------------
+# -- ComfyUI integration through the bridge ---------------------------------------------------
 
 
 def test_cancel_stops_within_half_a_second_with_comfyui_interrupt(

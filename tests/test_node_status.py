@@ -1,6 +1,6 @@
 """What the node shows in every state, driven by synthetic progress events and a fake clock.
 
-The events are the contract of beauty_api.backend.Progress (stages, RetryNotice, expected,
+The events are the contract of beauty_api.run.progress_events.Progress (stages, RetryNotice, expected,
 reason); the emitters of some of them live in other modules, so the display is tested here on
 its own, without HTTP and without ComfyUI.
 """

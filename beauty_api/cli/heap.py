@@ -3,8 +3,8 @@
 glibc serves a batch's threads from separate heaps ("arenas") and, after the first large buffer
 is freed, raises its threshold for serving large buffers from those heaps (up to 32 MiB). Every
 thread that ever decoded or encoded a 2048 px image then keeps that memory for later, so the peak
-grows with the number of threads, not with the images in flight (16 threads: ~700 MB instead of
-~220 MB). A fixed threshold of 1 MiB makes each image buffer its own mapping, unmapped when freed.
+grows with the number of threads, not with the images in flight (figures in docs/development.md,
+"Memory"). A fixed threshold of 1 MiB makes each image buffer its own mapping, unmapped when freed.
 
 Only the CLI does this: it owns its process. Inside ComfyUI the allocator is the host's business.
 No-op where glibc is absent (macOS, Windows, musl).

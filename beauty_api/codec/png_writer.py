@@ -1,11 +1,8 @@
 """Our own PNG writer: Average filter + zlib Z_RLE, rows deflated in two halves on two threads.
 
-Kept over Pillow's encoder after measuring (issue 8 item 11; `python benchmarks/bench_png_encoder.py`,
-2-core machine shared with other work, so noisy): Pillow at its fastest useful setting
-(compress_level=1, compress_type=Z_RLE) makes files ~8% smaller but encodes a 1024 px photo in
-~120 ms against ~100 ms here (level 1 default strategy ~190-280 ms, level 6 ~1 s), and end to end
-a batch of 16 at concurrency 8 took a median 12% longer (7 interleaved rounds: 4.85 s -> 5.43 s;
-concurrency 3: 12.81 s -> 12.97 s, +1.2%): above the 3% the issue allowed.
+Kept over Pillow's encoder because it measured faster for upload-sized photos, for files a few
+percent larger, and the encode sits on every upload's critical path. The figures and the command
+that makes them (`benchmarks/bench_png_encoder.py`) are in docs/development.md, "PNG writer".
 """
 
 from __future__ import annotations

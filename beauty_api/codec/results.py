@@ -100,5 +100,5 @@ def save_image(path: str | os.PathLike[str], array: np.ndarray) -> None:
     elif fmt == "WEBP":
         image.save(buffer, fmt, quality=JPEG_QUALITY)
     else:
-        image.save(buffer, fmt, compress_level=1)  # a saved file favours speed: ~4x faster, a few % larger
+        image.save(buffer, fmt, compress_level=1)  # a saved file favours speed over a few % of size
     file_path.write_bytes(buffer.getvalue())

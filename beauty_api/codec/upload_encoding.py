@@ -4,11 +4,9 @@ Upload rules (the API takes JPEG/PNG, at most 2 MB, each side 49..4095 px):
 
 1. A side under 49 px is refused up front (`ImageError`); we never upscale silently.
 2. A side over 4095 px is scaled down (aspect kept, Lanczos) until it fits.
-3. Lossless PNG when it fits the byte cap. The PNG writer is our own (Average filter + zlib
-   `Z_RLE`, rows filtered and deflated in two halves on two threads): on a 2-core machine Pillow's
-   encoder needs ~160 ms for a 1024x1024 photo even at compress_level=1, ours ~45 ms, with files
-   within a few % of Pillow's level 6. A sampled size estimate skips the PNG attempt when it
-   clearly cannot fit.
+3. Lossless PNG when it fits the byte cap, with our own PNG writer (png_writer.py: faster than
+   Pillow's encoder at nearly its size; figures in docs/development.md). A sampled size estimate
+   skips the PNG attempt when it clearly cannot fit.
 4. Otherwise JPEG at full resolution, quality 95 with 4:4:4 chroma, stepping down to 90 and 85
    only when the 95 size says that can succeed.
 5. Still too big: scale down (from the original pixels, Lanczos) to the area the JPEG size

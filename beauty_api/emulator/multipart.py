@@ -1,12 +1,11 @@
 """Reading a multipart/form-data submit: the text fields and the `image` part.
 
-Why not a library (issue 8 item 11): the emulator ships inside the package (the offline demo),
-so a parser from outside the standard library (requests-toolbelt's MultipartDecoder,
-python-multipart) would become a runtime dependency of every install; `cgi` is gone in 3.13; and
-the standard library's email parser over a whole upload costs ~150 ms for 1.5 MB on the 2-core
-development machine (2 ms here), CPU that the benchmarks would charge to the client. So the
-body is split on the boundary here, and only each part's small header block goes through the
-email package (`email.parser.BytesHeaderParser`).
+Why not a library: the emulator ships inside the package (the offline demo), so a parser from
+outside the standard library (requests-toolbelt's MultipartDecoder, python-multipart) would become
+a runtime dependency of every install; `cgi` is gone in 3.13; and the standard library's email
+parser over a whole upload is slow enough to show in the client's benchmarks (docs/development.md).
+So the body is split on the boundary here, and only each part's small header block goes through
+the email package (`email.parser.BytesHeaderParser`).
 """
 
 from __future__ import annotations
@@ -37,8 +36,7 @@ def parse_multipart(content_type: str, body: bytes) -> SubmitRequest:
     """Parse a multipart/form-data body (the `cgi` module is gone in 3.13).
 
     Parts are split on the boundary by hand and only their small header blocks go through the
-    email package: parsing a whole upload with it costs ~40 ms per MB of CPU, which on a
-    2-core machine would be charged to the client in the benchmarks.
+    email package (the module docstring says why).
     """
     if not content_type.lower().startswith("multipart/form-data"):
         return SubmitRequest({}, None, ())
