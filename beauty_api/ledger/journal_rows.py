@@ -1,7 +1,10 @@
 """The journal's table: one row per request fingerprint, and the JournalEntry read from it.
 
 Row states: 'submitting' (claimed, task id not known yet) -> 'submitted' (task id recorded)
--> 'result' (result URL known) -> 'done' (result downloaded and cached).
+-> 'result' (result URL known) -> 'done' (result downloaded and cached; a sync request's row is
+'done' with no task id: its result went straight to the cache). 'unknown': a request was sent
+and its answer never came (a paid task may exist); it is not sent again until forgotten.
+Schema 2 added 'unknown' (a schema-1 file is migrated in place, rows kept).
 """
 
 from __future__ import annotations
@@ -12,12 +15,16 @@ from dataclasses import dataclass, field
 COLUMNS = "fingerprint, state, task_id, owner, claimed_at, submitted_at, result_url, request_id, updated_at"
 
 
-def create_schema(conn: sqlite3.Connection) -> None:
+SCHEMA_VERSION = 2
+
+
+def create_schema(conn: sqlite3.Connection, table: str = "tasks") -> None:
     conn.execute(
-        """
-        CREATE TABLE IF NOT EXISTS tasks (
+        f"""
+        CREATE TABLE IF NOT EXISTS {table} (
             fingerprint  TEXT PRIMARY KEY,
-            state        TEXT NOT NULL CHECK (state IN ('submitting', 'submitted', 'result', 'done')),
+            state        TEXT NOT NULL
+                         CHECK (state IN ('submitting', 'submitted', 'result', 'done', 'unknown')),
             task_id      TEXT,
             owner        TEXT NOT NULL DEFAULT '',
             claimed_at   REAL NOT NULL,
@@ -28,6 +35,16 @@ def create_schema(conn: sqlite3.Connection) -> None:
         )
         """
     )
+
+
+def migrate_schema(conn: sqlite3.Connection, old_version: int) -> None:
+    """Schema 1 -> 2: the state check gains 'unknown' (SQLite cannot alter a CHECK: copy the rows)."""
+    if old_version >= 2:
+        return
+    create_schema(conn, "tasks_v2")
+    conn.execute(f"INSERT OR REPLACE INTO tasks_v2 ({COLUMNS}) SELECT {COLUMNS} FROM tasks")
+    conn.execute("DROP TABLE tasks")
+    conn.execute("ALTER TABLE tasks_v2 RENAME TO tasks")
 
 
 @dataclass(frozen=True)
