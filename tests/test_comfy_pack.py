@@ -683,3 +683,61 @@ def test_the_node_converts_one_image_at_a_time_and_fills_its_output_in_place(
     assert output.shape == image.shape and output.dtype == torch.float32
     assert all(not torch.equal(output[i], image[i]) for i in range(4))  # every result is in place
     assert report.count("new") >= 4
+
+
+# -- one ledger per OS user (issue 16) -----------------------------------------------------------
+
+
+def _per_user_state(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No FACE_BEAUTY_STATE_DIR: the real precedence, with the per-user cache folder under tmp_path."""
+    monkeypatch.delenv("FACE_BEAUTY_STATE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    return tmp_path / "xdg-cache" / "face-beauty-pro"
+
+
+def test_the_node_then_the_cli_on_the_same_picture_pay_once(
+    api: Any, nodes: types.ModuleType, comfy: FakeComfy, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    from beauty_api.cli.main import main
+
+    _per_user_state(monkeypatch, tmp_path)
+    image = portraits(1)
+    run_node(nodes.FaceBeautyPro(), image, RETOUCH)
+    assert api.stats.paid_submits == 1
+    picture = tmp_path / "portrait.png"
+    Image.fromarray((image[0].numpy() * 255).round().astype(np.uint8)).save(picture)
+    flags = [f"--{name.replace('_', '-')}={value}" for name, value in RETOUCH.items() if name != "filter_type"]
+    assert main(["retouch", str(picture), *flags, "--filter", "Sakura", "-o", str(tmp_path / "out.png")]) == 0
+    assert api.stats.paid_submits == 1  # the CLI found the node's result in the one per-user ledger
+
+
+def test_comfyuis_older_ledger_is_taken_over_on_first_use(
+    api: Any, nodes: types.ModuleType, comfy: FakeComfy, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from beauty_api.ledger.storage_paths import legacy_comfy_dir, open_journal
+
+    state = _per_user_state(monkeypatch, tmp_path)
+    old = legacy_comfy_dir(tmp_path / "comfy-user")
+    monkeypatch.setenv("FACE_BEAUTY_STATE_DIR", str(old))  # the old version wrote its ledger there
+    image = portraits(1)
+    run_node(nodes.FaceBeautyPro(), image, RETOUCH)
+    open_journal(old).claim("a" * 64, "elsewhere:1:x")  # and one claim nobody may lose
+    monkeypatch.delenv("FACE_BEAUTY_STATE_DIR")
+    run_node(nodes.FaceBeautyPro(), image, RETOUCH)  # the upgraded node: per-user ledger, old one merged
+    assert api.stats.paid_submits == 1
+    assert not old.exists() and list(old.parent.glob("face_beauty_pro.merged-*"))
+    assert open_journal(state).get("a" * 64) is not None
+
+
+def test_a_secret_in_the_configured_address_never_reaches_the_node(
+    api: Any, nodes: types.ModuleType, comfy: FakeComfy, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    runner = sys.modules[f"{PACK_NAME}.face_beauty_nodes.runner"]
+    for address in ("https://user:s3cret@host/", "https://host/?key=s3cret", "https://host/#s3cret"):
+        monkeypatch.setenv("AILAB_API_BASE_URL", address)
+        with pytest.raises(runner.FaceBeautyProError) as caught:
+            run_node(nodes.FaceBeautyPro(), portraits(1), RETOUCH)
+        assert "s3cret" not in str(caught.value) and "host" in str(caught.value)
+    assert "s3cret" not in caplog.text

@@ -36,6 +36,11 @@ def add_journal_command(commands: argparse._SubParsersAction, verbose: argparse.
     )
     forget.add_argument("--all", action="store_true", help="forget every recorded task")
     forget.set_defaults(handler=cmd_journal_forget)
+    actions.add_parser(
+        "reset",
+        parents=[verbose],
+        help="move a damaged (or newer) journal aside and start a new one; its tasks may then be paid again",
+    ).set_defaults(handler=cmd_journal_reset)
 
 
 def _open_journal():
@@ -44,9 +49,25 @@ def _open_journal():
     return open_journal(state_dir())
 
 
-def cmd_journal_list(args: argparse.Namespace) -> int:
+def cmd_journal_reset(args: argparse.Namespace) -> int:
     journal = _open_journal()
-    entries = journal.entries()
+    moved = journal.reset()
+    if moved is None:
+        out(f"journal: nothing to reset at {journal.path}")
+    else:
+        out(f"journal: {journal.path} moved to {moved}; a new one starts with the next run")
+    return EXIT_OK
+
+
+def cmd_journal_list(args: argparse.Namespace) -> int:
+    from ..errors import LedgerUnavailable
+
+    journal = _open_journal()
+    try:
+        entries = journal.entries()
+    except LedgerUnavailable as error:
+        err(f"error: {error}")
+        return EXIT_FAILED
     out(f"journal: {journal.path} ({len(entries)} task(s))")
     now = time.time()
     for entry in entries:

@@ -180,9 +180,15 @@ def report_interrupt(reporter: BatchReporter, mode: str) -> None:
     written = len(reporter.written)
     done = f"{written} finished image(s) were written; " if written else ""
     if mode == "sync":
+        sent = (
+            f"{in_flight} image(s) had been sent: their answers were waited for and kept in the result cache "
+            "(or, where none came, recorded as sent, answer not received, so a re-run does not pay again); "
+            if in_flight
+            else ""
+        )
         err(
-            f"interrupted: {done}{in_flight} image(s) not yet sent were cancelled, so nothing was paid for them; "
-            "re-run the same command to retouch the rest (finished ones come from the result cache)."
+            f"interrupted: {done}{sent}images not yet sent were not sent; re-run the same command to retouch "
+            "the rest (answered ones come from the result cache)."
         )
     elif in_flight:
         err(

@@ -29,7 +29,17 @@ def _ctrl_c_cancels(event: threading.Event) -> Iterator[None]:
 
     def handler(signum: int, frame: object) -> None:
         if event.is_set():
-            err("interrupted again: quitting now; recorded tasks are resumed by a re-run.")
+            from ..run.paid_request import abandon_in_flight
+
+            unanswered = abandon_in_flight()  # recorded as "sent, answer not received" before we quit
+            if unanswered:
+                err(
+                    f"interrupted again: quitting now; {unanswered} request(s) were sent and their answers not "
+                    "received: recorded as such, so a re-run does not pay for them again (`python -m beauty_api "
+                    "journal list` shows them, `journal forget` sends again); recorded tasks are resumed by a re-run."
+                )
+            else:
+                err("interrupted again: quitting now; recorded tasks are resumed by a re-run.")
             os._exit(EXIT_INTERRUPTED)
         event.set()
         err("stopping: letting the images in flight record their state (Ctrl-C again to quit at once)...")
