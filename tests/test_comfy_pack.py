@@ -708,7 +708,9 @@ def test_the_node_then_the_cli_on_the_same_picture_pay_once(
     assert api.stats.paid_submits == 1
     picture = tmp_path / "portrait.png"
     Image.fromarray((image[0].numpy() * 255).round().astype(np.uint8)).save(picture)
-    flags = [f"--{name.replace('_', '-')}={value}" for name, value in RETOUCH.items() if name != "filter_type"]
+    flags = [
+        f"--{name.replace('_', '-')}={value}" for name, value in RETOUCH.items() if name != "filter_type"
+    ]
     assert main(["retouch", str(picture), *flags, "--filter", "Sakura", "-o", str(tmp_path / "out.png")]) == 0
     assert api.stats.paid_submits == 1  # the CLI found the node's result in the one per-user ledger
 

@@ -456,7 +456,7 @@ def test_bad_arguments_are_refused(journal: TaskJournal, tmp_path: Path) -> None
 
 
 def test_a_new_owner_names_this_host_and_process() -> None:
-    host, pid, start, nonce = new_owner().split(":")
+    host, pid, _start, nonce = new_owner().split(":")
     assert (host, int(pid)) == (HOST, os.getpid()) and nonce
     assert not owner_is_dead(new_owner())
     assert new_owner() != new_owner()

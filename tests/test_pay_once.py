@@ -49,9 +49,9 @@ def test_only_the_choke_point_calls_the_clients_paid_methods() -> None:
     ]:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-                if node.func.attr in ("submit", "submit_sync") and not _is_super_call(node.func.value):
-                    callers.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+            paid = isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            if paid and node.func.attr in ("submit", "submit_sync") and not _is_super_call(node.func.value):
+                callers.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert callers and all(c.startswith("beauty_api/run/paid_request.py:") for c in callers), callers
     assert len(callers) == 2
 
@@ -153,9 +153,7 @@ def test_a_wrong_key_costs_one_request_whatever_the_concurrency(emulator, images
     result = retouch_batch(backend, images, PARAMS, options=RetouchOptions(mode=mode), concurrency=3)
     assert emulator.stats.submits_received == 1
     assert len(result.failures) == 6 and len(result.not_sent) == 5
-    assert isinstance(
-        next(f.error for f in result.failures if f.index not in result.not_sent), ApiError
-    )
+    assert isinstance(next(f.error for f in result.failures if f.index not in result.not_sent), ApiError)
 
 
 def test_after_the_first_request_is_accepted_the_rest_go_together(emulator, images) -> None:
