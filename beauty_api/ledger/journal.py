@@ -126,9 +126,14 @@ class TaskJournal:
             if entry is not None and now >= entry.expires_at:
                 entry = None  # its results are gone: as if it never existed (replaced below)
             if entry is not None:
-                if entry.state == "submitting":
+                if entry.state in ("submitting", "sending"):
                     if not self._stale(entry, now):
                         return Claim(WAIT, owner=entry.owner)
+                    if entry.state == "sending":  # its owner died with the request maybe on the wire
+                        conn.execute(
+                            "UPDATE tasks SET state = 'unknown' WHERE fingerprint = ?", (fingerprint,)
+                        )
+                        return Claim(UNKNOWN, submitted_at=entry.claimed_at, owner=entry.owner)
                     log.info(
                         "Taking over the claim on image %s of %s (gone, or not renewed for %.0f s).",
                         fingerprint[:12],
@@ -169,7 +174,7 @@ class TaskJournal:
             with self._db.write() as conn:
                 cursor = conn.execute(
                     "UPDATE tasks SET claimed_at = ?, updated_at = ?"
-                    " WHERE fingerprint = ? AND state = 'submitting' AND owner = ?",
+                    " WHERE fingerprint = ? AND state IN ('submitting', 'sending') AND owner = ?",
                     (self._now(), self._now(), fingerprint, owner),
                 )
                 return cursor.rowcount > 0
@@ -218,6 +223,23 @@ class TaskJournal:
             level=logging.ERROR,
         )
 
+    def mark_sending(self, fingerprint: str, owner: str) -> None:
+        """Our claim's request is about to leave: should we die now, the outcome is unknown, not
+        free to take over. Raises LedgerUnavailable (then nothing is sent) when it cannot be written."""
+        _require(fingerprint, "fingerprint")
+
+        def op() -> None:
+            with self._db.write() as conn:
+                cursor = conn.execute(
+                    "UPDATE tasks SET state = 'sending', claimed_at = ?, updated_at = ?"
+                    " WHERE fingerprint = ? AND state = 'submitting' AND owner = ?",
+                    (self._now(), self._now(), fingerprint, owner),
+                )
+                if cursor.rowcount != 1:
+                    raise sqlite3.OperationalError("the claim is no longer ours (taken over)")
+
+        self._db.run_strict(op)
+
     def record_unknown(self, fingerprint: str, owner: str | None = None) -> bool:
         """A request was sent and no answer came: keep the row so nothing is sent again until forgotten.
 
@@ -231,7 +253,7 @@ class TaskJournal:
                 mine = "" if owner is None else " AND owner = ?"
                 cursor = conn.execute(
                     "UPDATE tasks SET state = 'unknown', claimed_at = ?, updated_at = ?"
-                    f" WHERE fingerprint = ? AND state = 'submitting'{mine}",
+                    f" WHERE fingerprint = ? AND state IN ('submitting', 'sending'){mine}",
                     (now, now, fingerprint) + (() if owner is None else (owner,)),
                 )
                 return cursor.rowcount > 0
@@ -295,7 +317,7 @@ class TaskJournal:
         def op() -> bool:
             with self._db.write() as conn:
                 cursor = conn.execute(
-                    "DELETE FROM tasks WHERE fingerprint = ? AND state = 'submitting' AND owner = ?",
+                    "DELETE FROM tasks WHERE fingerprint = ? AND state IN ('submitting', 'sending') AND owner = ?",
                     (fingerprint, owner),
                 )
                 return cursor.rowcount > 0

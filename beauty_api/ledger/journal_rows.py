@@ -1,10 +1,11 @@
 """The journal's table: one row per request fingerprint, and the JournalEntry read from it.
 
-Row states: 'submitting' (claimed, task id not known yet) -> 'submitted' (task id recorded)
+Row states: 'submitting' (claimed, nothing sent yet) -> 'sending' (the request may be on the wire) -> 'submitted' (task id recorded)
 -> 'result' (result URL known) -> 'done' (result downloaded and cached; a sync request's row is
 'done' with no task id: its result went straight to the cache). 'unknown': a request was sent
 and its answer never came (a paid task may exist); it is not sent again until forgotten.
-Schema 2 added 'unknown' (a schema-1 file is migrated in place, rows kept).
+A 'sending' row whose owner died becomes 'unknown' rather than being taken over.
+Schema 2 added 'sending' and 'unknown' (a schema-1 file is migrated in place, rows kept).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def create_schema(conn: sqlite3.Connection, table: str = "tasks") -> None:
         CREATE TABLE IF NOT EXISTS {table} (
             fingerprint  TEXT PRIMARY KEY,
             state        TEXT NOT NULL
-                         CHECK (state IN ('submitting', 'submitted', 'result', 'done', 'unknown')),
+                         CHECK (state IN ('submitting', 'sending', 'submitted', 'result', 'done', 'unknown')),
             task_id      TEXT,
             owner        TEXT NOT NULL DEFAULT '',
             claimed_at   REAL NOT NULL,

@@ -196,6 +196,7 @@ def _send(
 ) -> SubmitReceipt | bytes:
     """The only two calls of the client's paid methods in the package."""
     if ledger is not None:
+        ledger.mark_sending(fingerprint, owner)  # fails closed: nothing leaves unless this is written
         with _in_flight_lock:
             _in_flight[token] = (ledger, fingerprint, owner)
     if heartbeat is not None:
@@ -219,12 +220,13 @@ def in_flight() -> int:
         return len(_in_flight)
 
 
-def abandon_in_flight() -> int:
-    """Before a process quits at once (second Ctrl-C): record every request on the wire as
-    "sent, answer not received", so no re-run pays for it again unknowingly. Returns how many."""
+def abandon_in_flight(owner: str | None = None) -> int:
+    """Before a process quits at once (second Ctrl-C): record every request on the wire (of
+    `owner`, or all) as "sent, answer not received", so no re-run pays for it again. Returns how many."""
     with _in_flight_lock:
-        pending = list(_in_flight.values())
-        _in_flight.clear()
+        pending = [item for item in _in_flight.values() if owner is None or item[2] == owner]
+        for token in [t for t, item in _in_flight.items() if owner is None or item[2] == owner]:
+            del _in_flight[token]
     for ledger, fingerprint, owner in pending:
         _record_unknown(ledger, fingerprint, owner)
     return len(pending)
