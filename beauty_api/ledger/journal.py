@@ -1,19 +1,12 @@
-"""The task journal: which paid requests exist for which fingerprint, so nothing is ever paid for twice.
+"""The task journal: the SQLite `TaskLedger` (ledger_store.py), one row per request fingerprint.
 
-A row per request fingerprint records the claim BEFORE the request is sent and its outcome
-(task id, result, or "outcome unknown") right after, so a re-run after a crash, a Cancel, a
-timeout or a re-queue resumes the task instead of sending again. `claim()` is atomic across
-threads and processes (SQLite `BEGIN IMMEDIATE`): of two ComfyUI instances or a CLI beside
-ComfyUI retouching the same image at once, exactly one is told to submit; the others wait.
-
-The journal fails closed: whatever the money path asks of it (`claim`) either answers from
-the file or raises LedgerUnavailable (one line: the file and the fix); a damaged file is never
-replaced behind the user's back (`journal reset` does that on request). Bookkeeping after the
-answer (result URL, done) stays best effort. Rows older than `task_lifetime` (results live
-24 h) count as absent. Readers (`get`, `entries`) read while another process writes (WAL).
-
-No secret ever reaches this module: its inputs are fingerprints, task ids, request ids and
-result URLs. The file is still private (0o600) because result URLs may be signed.
+A row records the claim BEFORE a request is sent and its outcome (task id, result, "outcome
+unknown") right after, so a re-run after a crash, Cancel, timeout or re-queue resumes instead of
+paying again. `claim()` is atomic across threads and processes (`BEGIN IMMEDIATE`), and fails
+closed: it answers from the file or raises LedgerUnavailable (one line: the file and the fix); a
+damaged file is never replaced behind the user's back (`journal reset`). Bookkeeping after the
+answer stays best effort. Rows older than `task_lifetime` count as absent. Readers read while
+another process writes (WAL). No secret reaches it; the file is 0o600 (result URLs may be signed).
 """
 
 from __future__ import annotations
@@ -161,12 +154,7 @@ class TaskJournal:
         return claim_is_stale(entry.claimed_at, entry.owner, now, self.claim_timeout)
 
     def heartbeat(self, fingerprint: str, owner: str) -> bool:
-        """Our 'submitting' claim is still alive: move its time to now. True when it is still ours.
-
-        The choke point (run/paid_request.py) calls this from a thread every HEARTBEAT_SECONDS
-        while a request is being sent, so an owner on another host keeps its claim however long
-        the upload takes.
-        """
+        """Our claim is alive (the choke point's heartbeat thread, while sending): True when still ours."""
         _require(fingerprint, "fingerprint")
         _require(owner, "owner")
 
@@ -182,17 +170,13 @@ class TaskJournal:
         return self._db.run(op, fallback=False, what="keep a claim alive")
 
     def wait_for_claim(self, fingerprint: str, owner: str, **kwargs: Any) -> Claim:
-        """`claim()` until it is not "wait" (ledger_store.wait_for_claim, shared by every backend)."""
+        """`claim()` until it is not "wait" (ledger_store.wait_for_claim)."""
         return wait_for_claim(self, fingerprint, owner, **kwargs)
 
     # -- recording ---------------------------------------------------------------------------
 
     def record_submitted(self, fingerprint: str, task_id: str, *, request_id: str = "") -> bool:
-        """Record the paid task of a claim, before waiting for it. True when recorded.
-
-        A failure is logged as an ERROR: the task is paid, and a re-run after a crash would not
-        know it (the claim stays while this process lives).
-        """
+        """Record the paid task of a claim, before waiting for it. True when recorded (a failure is an ERROR)."""
         _require(fingerprint, "fingerprint")
         _require(task_id, "task_id")
 
@@ -295,8 +279,7 @@ class TaskJournal:
         return self._db.run(op, fallback=False, what="record a result URL")
 
     def record_done(self, fingerprint: str) -> bool:
-        """The result is downloaded and cached. The row stays until it expires, so a cache miss
-        within the task lifetime can download the result again without paying."""
+        """The result is downloaded and cached; the row stays until it expires (a cache miss re-downloads)."""
         _require(fingerprint, "fingerprint")
 
         def op() -> bool:

@@ -51,7 +51,9 @@ class ResultStore(Protocol):
 
     def get(self, key: str) -> Any: ...
 
-    def put(self, key: str, data: bytes, meta: Mapping[str, Any] | None = None) -> None: ...
+    enabled: bool
+
+    def put(self, key: str, data: bytes, meta: Mapping[str, Any] | None = None) -> bool: ...
 
 
 def wait_for_claim(

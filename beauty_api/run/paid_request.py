@@ -170,9 +170,21 @@ def send_paid(
     # Record the outcome before anything else may happen (a cancel is only looked at after this).
     if mode == "sync":
         assert isinstance(answer, bytes)
-        results.put(fingerprint, answer, dict(result_meta or {}))
-        if ledger is not None:
+        kept = results.put(fingerprint, answer, dict(result_meta or {}))
+        if ledger is None:
+            return answer
+        if kept:
             ledger.record_answered(fingerprint)
+        elif not results.enabled:
+            ledger.release(fingerprint, owner)  # the cache is off: a re-run pays again, by the user's choice
+        else:  # answered, but the answer could not be kept: never pay again without being told to
+            _record_unknown(ledger, fingerprint, owner)
+            log.error(
+                "The answer for image %s could not be kept in the result cache; a re-run will not pay for it "
+                "again until `%s`.",
+                fingerprint[:12],
+                FORGET_HINT.format(what=fingerprint[:16]),
+            )
         return answer
     receipt: SubmitReceipt = answer  # type: ignore[assignment]
     if ledger is not None:
