@@ -32,7 +32,15 @@ from .journal_claims import (
     owner_is_dead,
 )
 from .journal_rows import COLUMNS as _COLUMNS
-from .journal_rows import SCHEMA_VERSION, JournalEntry, create_schema, entry_from_row, migrate_schema
+from .journal_rows import (
+    SCHEMA_VERSION,
+    JournalEntry,
+    create_schema,
+    entry_from_row,
+    migrate_schema,
+    require_text,
+    select_row,
+)
 from .ledger_store import wait_for_claim
 from .private_store import PrivateSqlite, move_aside
 
@@ -99,25 +107,30 @@ class TaskJournal:
         one is moved to `fingerprint` in the same transaction. Raises LedgerUnavailable when the
         journal cannot answer (`.transient` while another process holds its lock).
         """
-        _require(fingerprint, "fingerprint")
-        _require(owner, "owner")
+        require_text(fingerprint, "fingerprint")
+        require_text(owner, "owner")
         return self._db.run_strict(lambda: self._claim(fingerprint, owner, aliases))
 
     def _claim(self, fingerprint: str, owner: str, aliases: Sequence[str]) -> Claim:
         with self._db.write() as conn:
             now = self._now()
-            row = _select(conn, fingerprint)
+            row = select_row(conn, fingerprint)
             for alias in aliases:
                 if row is not None:
                     break
-                row = _select(conn, alias)
+                row = select_row(conn, alias)
                 if row is not None:
                     conn.execute(
                         "UPDATE tasks SET fingerprint = ? WHERE fingerprint = ?", (fingerprint, alias)
                     )
             entry = self._entry(row) if row is not None else None
-            if entry is not None and now >= entry.expires_at:
-                entry = None  # its results are gone: as if it never existed (replaced below)
+            sending = entry is not None and entry.state in ("submitting", "sending")
+            if (
+                entry is not None
+                and now >= entry.expires_at
+                and not (sending and not self._stale(entry, now))
+            ):
+                entry = None  # its results are gone: as if it never existed (a live sender's claim stays)
             if entry is not None:
                 if entry.state in ("submitting", "sending"):
                     if not self._stale(entry, now):
@@ -155,8 +168,8 @@ class TaskJournal:
 
     def heartbeat(self, fingerprint: str, owner: str) -> bool:
         """Our claim is alive (the choke point's heartbeat thread, while sending): True when still ours."""
-        _require(fingerprint, "fingerprint")
-        _require(owner, "owner")
+        require_text(fingerprint, "fingerprint")
+        require_text(owner, "owner")
 
         def op() -> bool:
             with self._db.write() as conn:
@@ -177,8 +190,8 @@ class TaskJournal:
 
     def record_submitted(self, fingerprint: str, task_id: str, *, request_id: str = "") -> bool:
         """Record the paid task of a claim, before waiting for it. True when recorded (a failure is an ERROR)."""
-        _require(fingerprint, "fingerprint")
-        _require(task_id, "task_id")
+        require_text(fingerprint, "fingerprint")
+        require_text(task_id, "task_id")
 
         def op() -> bool:
             with self._db.write() as conn:
@@ -210,7 +223,7 @@ class TaskJournal:
     def mark_sending(self, fingerprint: str, owner: str) -> None:
         """Our claim's request is about to leave: should we die now, the outcome is unknown, not
         free to take over. Raises LedgerUnavailable (then nothing is sent) when it cannot be written."""
-        _require(fingerprint, "fingerprint")
+        require_text(fingerprint, "fingerprint")
 
         def op() -> None:
             with self._db.write() as conn:
@@ -225,11 +238,8 @@ class TaskJournal:
         self._db.run_strict(op)
 
     def record_unknown(self, fingerprint: str, owner: str | None = None) -> bool:
-        """A request was sent and no answer came: keep the row so nothing is sent again until forgotten.
-
-        With `owner`, only our own claim is turned (another process may own the row by now).
-        """
-        _require(fingerprint, "fingerprint")
+        """Sent, answer not received: nothing is sent again until forgotten (with `owner`: only our claim)."""
+        require_text(fingerprint, "fingerprint")
 
         def op() -> bool:
             with self._db.write() as conn:
@@ -248,7 +258,7 @@ class TaskJournal:
 
     def record_answered(self, fingerprint: str) -> bool:
         """A sync request was answered and its result is in the cache: 'done' with no task id."""
-        _require(fingerprint, "fingerprint")
+        require_text(fingerprint, "fingerprint")
 
         def op() -> bool:
             with self._db.write() as conn:
@@ -263,8 +273,8 @@ class TaskJournal:
 
     def record_result_url(self, fingerprint: str, url: str) -> bool:
         """Record where the finished task's result is, so a re-run can download it without polling."""
-        _require(fingerprint, "fingerprint")
-        _require(url, "url")
+        require_text(fingerprint, "fingerprint")
+        require_text(url, "url")
 
         def op() -> bool:
             with self._db.write() as conn:
@@ -280,7 +290,7 @@ class TaskJournal:
 
     def record_done(self, fingerprint: str) -> bool:
         """The result is downloaded and cached; the row stays until it expires (a cache miss re-downloads)."""
-        _require(fingerprint, "fingerprint")
+        require_text(fingerprint, "fingerprint")
 
         def op() -> bool:
             with self._db.write() as conn:
@@ -295,7 +305,7 @@ class TaskJournal:
 
     def release(self, fingerprint: str, owner: str) -> bool:
         """Drop our own 'submitting' claim: the request provably created no task (refused, or never sent)."""
-        _require(fingerprint, "fingerprint")
+        require_text(fingerprint, "fingerprint")
 
         def op() -> bool:
             with self._db.write() as conn:
@@ -308,12 +318,8 @@ class TaskJournal:
         return self._db.run(op, fallback=False, what="release a claim")
 
     def forget(self, fingerprint: str, *, task_id: str | None = None) -> bool:
-        """Drop the row: the task failed or expired remotely, so the next run submits anew.
-
-        Pass the `task_id` you found dead: the row is then only dropped if it still names that
-        task, so a task another process submitted meanwhile is not forgotten.
-        """
-        _require(fingerprint, "fingerprint")
+        """Drop the row (the task failed or expired remotely); with `task_id`, only if it still names it."""
+        require_text(fingerprint, "fingerprint")
 
         def op() -> bool:
             with self._db.write() as conn:
@@ -345,7 +351,7 @@ class TaskJournal:
         return self._db.run_strict(op)
 
     def reset(self) -> Path | None:
-        """`journal reset`: move the file (damaged, or from a newer version) aside; the next use starts anew."""
+        """`journal reset`: move a damaged (or newer) file aside; the next use starts anew."""
         return move_aside(self.path)
 
     # -- reading and housekeeping ------------------------------------------------------------
@@ -355,7 +361,7 @@ class TaskJournal:
 
         def op() -> JournalEntry | None:
             with self._db.read() as conn:
-                row = _select(conn, fingerprint)
+                row = select_row(conn, fingerprint)
             if row is None:
                 return None
             entry = self._entry(row)
@@ -364,7 +370,7 @@ class TaskJournal:
         return self._db.run(op, fallback=None, what="read the journal")
 
     def entries(self) -> list[JournalEntry]:
-        """Every live row, most recently updated first (raises LedgerUnavailable: `journal list` says why)."""
+        """Every live row, newest first (LedgerUnavailable: `journal list` says why)."""
 
         def op() -> list[JournalEntry]:
             with self._db.read() as conn:
@@ -381,7 +387,9 @@ class TaskJournal:
             with self._db.write() as conn:
                 cutoff = self._now() - self.task_lifetime
                 cursor = conn.execute(
-                    "DELETE FROM tasks WHERE COALESCE(submitted_at, claimed_at) <= ?", (cutoff,)
+                    "DELETE FROM tasks WHERE COALESCE(submitted_at, claimed_at) <= ?"
+                    " AND state NOT IN ('submitting', 'sending')",  # claims are settled by claim()
+                    (cutoff,),
                 )
                 return cursor.rowcount
 
@@ -389,12 +397,3 @@ class TaskJournal:
 
     def _entry(self, row: tuple) -> JournalEntry:
         return entry_from_row(row, self.task_lifetime)
-
-
-def _select(conn: sqlite3.Connection, fingerprint: str) -> tuple | None:
-    return conn.execute(f"SELECT {_COLUMNS} FROM tasks WHERE fingerprint = ?", (fingerprint,)).fetchone()
-
-
-def _require(value: object, name: str) -> None:
-    if not isinstance(value, str) or not value:
-        raise InvalidParameterError(f"{name} must be a non-empty string, got {value!r}.")

@@ -13,6 +13,8 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, field
 
+from ..errors import InvalidParameterError
+
 COLUMNS = "fingerprint, state, task_id, owner, claimed_at, submitted_at, result_url, request_id, updated_at"
 
 
@@ -80,3 +82,12 @@ def entry_from_row(row: tuple, task_lifetime: float) -> JournalEntry:
         updated_at=float(updated_at),
         expires_at=float(born) + task_lifetime,
     )
+
+
+def select_row(conn: sqlite3.Connection, fingerprint: str) -> tuple | None:
+    return conn.execute(f"SELECT {COLUMNS} FROM tasks WHERE fingerprint = ?", (fingerprint,)).fetchone()
+
+
+def require_text(value: object, name: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise InvalidParameterError(f"{name} must be a non-empty string, got {value!r}.")

@@ -22,10 +22,12 @@ from ..clock import check_cancel as raise_if_cancelled
 from ..codec import EncodedImage, SourceImage, attach_alpha, decode_image, encode_for_upload, fit_to_size
 from ..errors import (
     ImageError,
+    ResumeFailed,
     TaskFailedError,
 )
 from ..ledger.fingerprint import legacy_fingerprint, pixel_digest, request_fingerprint
 from ..ledger.journal_claims import RESUME, Claim, new_owner
+from ..ledger.ledger_store import FORGET_HINT
 from ..ledger.result_cache import NullCache, ResultCache
 from ..ledger.state_merge import adopt_state
 from ..ledger.storage_paths import legacy_comfy_dir, open_journal, open_result_cache, state_dir, timings_path
@@ -171,15 +173,16 @@ class ApiBackend:
                         answer = ResumedResult(data, answer.task_id or "")
                         break
                     continue
-                # "cached": answered earlier; the result cache has it unless it was switched off or evicted.
-                cached_outcome = (
-                    self._from_cache(fingerprint, (), shape, options, run) if options.use_cache else None
-                )
+                # "cached": answered earlier and kept; never paid again without being told to.
+                cached_outcome = self._from_cache(fingerprint, (), shape, options, run)
                 if cached_outcome is not None:
                     return cached_outcome
-                log.info("The earlier answer for this image is no longer in the result cache; sending again.")
-                if self.journal is not None:
-                    self.journal.forget(fingerprint)
+                raise ResumeFailed(
+                    "This image was answered earlier and its result kept in the result cache, which cannot give "
+                    "it back now (unreadable, cleared or evicted); nothing was sent. A re-run tries again without "
+                    f"paying; to pay for it again, run `{FORGET_HINT.format(what=fingerprint[:16])}`.",
+                    task_id="",
+                )
             if isinstance(answer, bytes):  # sync: the answer is the result, already in the cache
                 data, origin, task_id = answer, "new", None
             elif isinstance(answer, ResumedResult):
