@@ -38,11 +38,12 @@ from PIL import Image
 from beauty_api.local.faces.regions import region_mask
 from beauty_api.local.retouch.engine import LocalEngine, retouch_faces
 from beauty_api.local.retouch.looks import apply_look
-from beauty_api.local.retouch.warp import WarpAmounts, crop_box, displacement_field
+from beauty_api.local.retouch.warp import WARP_REACH, WarpAmounts, crop_box, displacement_field
 from beauty_api.params import SLIDER_NAMES, BeautyParams
 
 ZERO = dict.fromkeys(SLIDER_NAMES, 0)
 NAMES = tuple(PORTRAITS)
+WARP_CONTROLS = ("thinface", "shrink_face", "enlarge_eye")
 
 
 def only(control: str, level: int = 100, filter_type: object = None) -> BeautyParams:
@@ -103,7 +104,7 @@ def test_thinface_narrows_the_lower_face_and_keeps_the_eyes() -> None:
 def test_thinface_on_the_reference_landmarks(name: str) -> None:
     rgb = portrait(name)
     face = reference_faces(name)[0]
-    x0, y0, x1, y1 = crop_box(face.landmarks, *rgb.shape[:2])
+    x0, y0, x1, y1 = crop_box(face.landmarks, *rgb.shape[:2], WARP_REACH)
     origin = torch.tensor([float(x0), float(y0)])
     local = face.landmarks.clone()
     local[:, :2] -= origin
@@ -157,8 +158,11 @@ def test_remove_eyebrow_blends_the_brows_into_the_skin(name: str) -> None:
 def test_each_control_leaves_the_far_background_alone(name: str, control: str) -> None:
     rgb, out, face = portrait(name), retouched(name, control), faces_of(name)[0]
     assert not np.array_equal(out, rgb), f"{control} at 100 changes the portrait"
-    far = far_outside_face(face, *rgb.shape[:2])
-    assert far.float().mean() > 0.3, "the test needs a real background to look at"
+    # a warp fades out over WARP_REACH oval radii (a wide fall-off carries what is beside the jaw along
+    # instead of shearing it: issue 19); the tone controls stop at the face's edge
+    reach = WARP_REACH if control in WARP_CONTROLS else None
+    far = far_outside_face(face, *rgb.shape[:2], reach)
+    assert far.float().mean() > 0.25, "the test needs a real background to look at"
     assert mean_level_difference(out, rgb, far) <= 0.5
 
 

@@ -2,8 +2,10 @@
 
 Per image: find the faces (on a copy at most ANALYSIS_MAX_SIDE px, landmarks scaled back), then for
 each face work on a crop around it (1.45x the face oval, so the cost follows the face, not the
-frame): whitening, brow removal and smoothing inside soft masks, then one warp. Every effect fades to
-zero before the crop's border, so the crop is written back as is. The look is the last step and the
+frame): whitening, brow removal and smoothing inside soft masks; then one warp on a wider crop
+(WARP_REACH times the oval: the warp fades out slowly beside the face, so what touches the jaw is
+carried along rather than sheared). Every effect fades to zero before its crop's border, so the crop
+is written back as is. The look is the last step and the
 only one on the whole frame. Same input and settings, same output: nothing here is random, and the
 8-bit input is only converted to float inside the crops.
 """
@@ -28,7 +30,7 @@ from ..faces.regions import region_mask
 from .brows import remove_brow
 from .looks import apply_look
 from .tone import smooth_skin, whiten_u8
-from .warp import WarpAmounts, apply_displacement, crop_box, displacement_field
+from .warp import WARP_REACH, WarpAmounts, apply_displacement, crop_box, displacement_field
 
 ANALYSIS_MAX_SIDE = 1280  # faces are found on a copy this size at most (the mesh sees 256 px anyway)
 SKIN_FEATHER = 0.07  # skin mask feather, fraction of the face's size
@@ -154,10 +156,32 @@ def retouch_face(rgb: np.ndarray, face: Face, params: BeautyParams, device: torc
         crop = smooth_skin(crop, skin, params.smoothing / 100.0, size)
     amounts = WarpAmounts(params.thinface / 100.0, params.shrink_face / 100.0, params.enlarge_eye / 100.0)
     if amounts.any:
-        field = displacement_field(local.landmarks, ch, cw, amounts, border=WARP_BORDER * size)
-        crop = apply_displacement(crop, field)
+        crop, (x0, y0, x1, y1) = _warp(rgb, crop, (x0, y0), face, amounts, device)
     out = (crop[0] * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     rgb[y0:y1, x0:x1] = out
+
+
+def _warp(
+    rgb: np.ndarray,
+    crop: torch.Tensor,
+    origin: tuple[int, int],
+    face: Face,
+    amounts: WarpAmounts,
+    device: torch.device,
+) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+    """The face's warp on its own, wider crop (the field fades out slowly beside the face), with the
+    tone-retouched `crop` (float, placed at `origin`) pasted in first: one rounding to 8 bits at the end."""
+    height, width = rgb.shape[:2]
+    box = crop_box(face.landmarks, height, width, WARP_REACH)
+    wx0, wy0, wx1, wy1 = box
+    wide = torch.from_numpy(np.ascontiguousarray(rgb[wy0:wy1, wx0:wx1])).to(device)
+    wide = wide.permute(2, 0, 1)[None].float() / 255.0
+    ox, oy = origin[0] - wx0, origin[1] - wy0
+    wide[..., oy : oy + crop.shape[-2], ox : ox + crop.shape[-1]] = crop
+    local = _face_in_crop(face, wx0, wy0).landmarks.to(device)
+    size = max(face.size, 1.0)
+    field = displacement_field(local, wy1 - wy0, wx1 - wx0, amounts, border=WARP_BORDER * size)
+    return apply_displacement(wide, field), box
 
 
 def retouch_faces(rgb: np.ndarray, faces: Sequence[Face], params: BeautyParams, device=None) -> np.ndarray:
