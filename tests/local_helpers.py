@@ -138,6 +138,32 @@ def brow_contrast(rgb: np.ndarray, face: Face, original: np.ndarray) -> float:
     return float((luma[brows].mean() - luma[ring].mean()).abs())
 
 
+def lightness(rgb: np.ndarray) -> torch.Tensor:
+    """CIE L* [H, W] of an HxWx3 uint8 image."""
+    import kornia.color
+
+    image = torch.from_numpy(np.array(rgb, dtype=np.float32)).permute(2, 0, 1)[None] / 255.0
+    return kornia.color.rgb_to_lab(image)[0, 0]
+
+
+def brow_lightness(rgb: np.ndarray, face: Face, original: np.ndarray, side: str) -> float:
+    """Mean L* of one brow ("left_brow" / "right_brow") minus that of the skin beside it, in `rgb`:
+    negative for a brow darker than the skin, positive for an area lighter than it (an inverted brow).
+    "Beside": a ring 1.5% to 5% of the face's size outside the brow, without the eyes, only where
+    `original` is within 12 L* of the cheeks' median (no fringe of hair); the same pixels before/after."""
+    height, width = rgb.shape[:2]
+    size = face.size
+    brow = region_mask([face], height, width, side, grow=-0.005 * size) > 0.5
+    ring = (region_mask([face], height, width, side, grow=0.05 * size) > 0.5) & ~(
+        region_mask([face], height, width, side, grow=0.015 * size) > 0.5
+    )
+    ring &= ~(region_mask([face], height, width, "eyes", grow=0.03 * size) > 0.5)
+    before = lightness(original)
+    ring &= (before - before[cheek_mask(face, height, width) > 0].median()).abs() < 12
+    after = lightness(rgb)
+    return float(after[brow].mean() - after[ring].mean())
+
+
 def far_outside_face(face: Face, height: int, width: int, reach: float | None = None) -> torch.Tensor:
     """Pixels farther than 25% of the face's size outside its oval; with `reach`, pixels farther from the
     oval's centroid than `reach` times the oval's radius in their direction (where a warp has faded out)."""

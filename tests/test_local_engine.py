@@ -17,6 +17,7 @@ import torch
 from local_helpers import (
     PORTRAITS,
     brow_contrast,
+    brow_lightness,
     cheek_mask,
     eye_areas,
     face_from_landmarks,
@@ -153,6 +154,23 @@ def test_remove_eyebrow_blends_the_brows_into_the_skin(name: str) -> None:
     assert brow_contrast(out, face, rgb) <= 0.4 * brow_contrast(rgb, face, rgb)
 
 
+@pytest.mark.parametrize(
+    "sliders",
+    [{"remove_eyebrow": 100}, {"remove_eyebrow": 100, "whitening": 50, "smoothing": 90}],
+    ids=["brows", "brows+whitening+smoothing"],
+)
+@pytest.mark.parametrize("name", NAMES)
+def test_removed_brows_match_the_skin_beside_them_in_lightness(name: str, sliders: dict) -> None:
+    """Issue 19: contrast down by at least 60% and never inverted (no more than 2 L* lighter)."""
+    rgb, face = portrait(name), faces_of(name)[0]
+    out = _engine().retouch(rgb, BeautyParams(**{**ZERO, **sliders})).image
+    for side in ("left_brow", "right_brow"):
+        before, after = brow_lightness(rgb, face, rgb, side), brow_lightness(out, face, rgb, side)
+        assert before <= -8.0, f"{side}: a real brow, darker than the skin, to remove"
+        assert abs(after) <= 0.4 * abs(before), f"{side}: {before:.1f} L* -> {after:.1f} L*"
+        assert after <= 2.0, f"{side}: an inverted brow, {after:.1f} L* lighter than the skin"
+
+
 @pytest.mark.parametrize("control", SLIDER_NAMES)
 @pytest.mark.parametrize("name", NAMES)
 def test_each_control_leaves_the_far_background_alone(name: str, control: str) -> None:
@@ -221,3 +239,25 @@ def test_tracked_warps_follow_a_moving_face_without_jitter(engine: LocalEngine) 
     assert warp_size > 10, "the warp is large, so a warp that did not follow would show"
     # measured: errors of 0.5-0.7 levels (resampling), against ~36 levels of warp
     assert max(errors) <= 1.5, errors
+
+
+def test_a_light_strand_crossing_a_brow_is_kept() -> None:
+    """A blond strand drawn across each brow survives brow removal at 100 (only what is darker than
+    the skin fill is the brow's hair); the brow around it goes."""
+    rgb, face = np.array(portrait("astronaut")), faces_of("astronaut")[0]
+    height, width = rgb.shape[:2]
+    strand = torch.zeros(height, width, dtype=torch.bool)
+    ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    for side in ("left_brow", "right_brow"):
+        brow = region_mask([face], height, width, side) > 0.5
+        cx, cy = float(xs[brow].float().mean()), float(ys[brow].float().mean())
+        near = (ys - cy).abs() <= 0.08 * face.size
+        strand |= near & ((xs - cx - 0.3 * (ys - cy)).abs() <= 1.0)  # a slanted line 2-3 px wide
+    rgb[strand.numpy()] = (236, 214, 160)
+    out = retouch_faces(rgb, [face], only("remove_eyebrow"))
+    brows = region_mask([face], height, width, "brows", grow=-0.005 * face.size) > 0.5
+    kept = np.abs(out.astype(int) - rgb.astype(int)).max(axis=2)[(strand & brows).numpy()]
+    brows &= ~strand
+    assert float(np.median(kept)) <= 6, "the strand keeps its colour where it crosses the brow"
+    assert brow_contrast(out, face, rgb) <= 0.4 * brow_contrast(rgb, face, rgb)
+    assert mean_level_difference(out, rgb, brows) > 5.0, "the brow itself was removed"

@@ -27,7 +27,7 @@ from PIL import Image
 from ...params import SLIDER_NAMES, BeautyParams
 from ..faces.face import Face
 from ..faces.regions import region_mask
-from .brows import remove_brow
+from .brows import fill_from_border, remove_brow
 from .looks import apply_look
 from .tone import smooth_skin, whiten_u8
 from .warp import WARP_REACH, WarpAmounts, apply_displacement, crop_box, displacement_field
@@ -37,6 +37,7 @@ SKIN_FEATHER = 0.07  # skin mask feather, fraction of the face's size
 SKIN_GROW = -0.035  # the skin mask stops this far inside its edges (eyes stay sharp, lips untouched)
 BROW_GROW = 0.02
 BROW_FEATHER = 0.035
+LASH_REACH = 0.045  # the brow fill stays this far (fraction of the face's size) from the eyes' contours
 WARP_BORDER = 0.08  # the warp's taper to zero at the crop's border, fraction of the face's size
 MASK_WORK_SIZE = 64  # masks are rasterised with the face at most this big, then upsampled (they are soft)
 
@@ -112,8 +113,9 @@ def _cheek_colour(crop: torch.Tensor, face: Face) -> torch.Tensor:
     return pixels.median(dim=1).values
 
 
-def _remove_brows(crop: torch.Tensor, face: Face, amount: float) -> torch.Tensor:
-    """Each brow filled with skin of the cheeks' colour, textured with a cheek's fine detail.
+def _remove_brows(crop: torch.Tensor, face: Face, amount: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each brow filled with skin of the cheeks' colour, textured with a cheek's fine detail; and the
+    brows' mask [H, W] times `amount` (what is skin now, for the whitening that follows).
 
     One mask for both brows, split at the nose bridge (point 168): each brow is filled on its own.
     """
@@ -121,6 +123,9 @@ def _remove_brows(crop: torch.Tensor, face: Face, amount: float) -> torch.Tensor
     size = max(face.size, 1.0)
     skin_colour = _cheek_colour(crop, face)
     both = _soft_mask(face, height, width, "brows", feather=BROW_FEATHER * size, grow=BROW_GROW * size)
+    # lashes, lids and what lies on them (a glasses rim) border the brow from below: kept
+    lids = _soft_mask(face, height, width, "eyes", feather=BROW_FEATHER * size, grow=LASH_REACH * size)
+    both = both * (1.0 - lids)
     split = min(width, max(0, round(float(face.landmarks[168, 0]))))
     for columns, cheek in ((slice(0, split), 205), (slice(split, width), 425)):
         mask = torch.zeros_like(both)
@@ -129,7 +134,7 @@ def _remove_brows(crop: torch.Tensor, face: Face, amount: float) -> torch.Tensor
         crop = remove_brow(
             crop, mask, amount, skin_colour=skin_colour, texture_from=(float(point[0]), float(point[1]))
         )
-    return crop
+    return crop, both * amount
 
 
 def retouch_face(rgb: np.ndarray, face: Face, params: BeautyParams, device: torch.device) -> None:
@@ -147,11 +152,18 @@ def retouch_face(rgb: np.ndarray, face: Face, params: BeautyParams, device: torc
     skin = torch.zeros(0)
     if params.whitening or params.smoothing:
         skin = _soft_mask(local, ch, cw, "skin", feather=SKIN_FEATHER * size, grow=SKIN_GROW * size)
+    if params.remove_eyebrow:
+        # before whitening, from the skin as it is: a fill taken from whitened skin and then left
+        # unwhitened (the skin mask excludes the brows) would not match the skin around it
+        crop, brows = _remove_brows(crop, local, params.remove_eyebrow / 100.0)
+        if params.whitening:
+            # whiten the filled brows as much as the skin around them (the skin mask has holes there)
+            around = fill_from_border(skin[None, None], (brows > 0.02).float())[0, 0]
+            skin = skin + brows * (around - skin)
+            crop_u8 = (crop[0] * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     if params.whitening:
         white = torch.from_numpy(whiten_u8(crop_u8, params.whitening)).to(device).permute(2, 0, 1)[None]
         crop = crop + skin * (white.float() / 255.0 - crop)
-    if params.remove_eyebrow:
-        crop = _remove_brows(crop, local, params.remove_eyebrow / 100.0)
     if params.smoothing:
         crop = smooth_skin(crop, skin, params.smoothing / 100.0, size)
     amounts = WarpAmounts(params.thinface / 100.0, params.shrink_face / 100.0, params.enlarge_eye / 100.0)
