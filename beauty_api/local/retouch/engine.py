@@ -2,8 +2,10 @@
 
 Per image: find the faces (on a copy at most ANALYSIS_MAX_SIDE px, landmarks scaled back), then for
 each face work on a crop around it (1.45x the face oval, so the cost follows the face, not the
-frame): whitening, brow removal and smoothing inside soft masks, then one warp. Every effect fades to
-zero before the crop's border, so the crop is written back as is. The look is the last step and the
+frame): whitening, brow removal and smoothing inside soft masks; then one warp on a wider crop
+(WARP_REACH times the oval: the warp fades out slowly beside the face, so what touches the jaw is
+carried along rather than sheared). Every effect fades to zero before its crop's border, so the crop
+is written back as is. The look is the last step and the
 only one on the whole frame. Same input and settings, same output: nothing here is random, and the
 8-bit input is only converted to float inside the crops.
 """
@@ -25,16 +27,17 @@ from PIL import Image
 from ...params import SLIDER_NAMES, BeautyParams
 from ..faces.face import Face
 from ..faces.regions import region_mask
-from .brows import remove_brow
+from .brows import fill_from_border, remove_brow
 from .looks import apply_look
 from .tone import smooth_skin, whiten_u8
-from .warp import WarpAmounts, apply_displacement, crop_box, displacement_field
+from .warp import WARP_REACH, WarpAmounts, apply_displacement, crop_box, displacement_field
 
 ANALYSIS_MAX_SIDE = 1280  # faces are found on a copy this size at most (the mesh sees 256 px anyway)
 SKIN_FEATHER = 0.07  # skin mask feather, fraction of the face's size
 SKIN_GROW = -0.035  # the skin mask stops this far inside its edges (eyes stay sharp, lips untouched)
 BROW_GROW = 0.02
 BROW_FEATHER = 0.035
+LASH_REACH = 0.045  # the brow fill stays this far (fraction of the face's size) from the eyes' contours
 WARP_BORDER = 0.08  # the warp's taper to zero at the crop's border, fraction of the face's size
 MASK_WORK_SIZE = 64  # masks are rasterised with the face at most this big, then upsampled (they are soft)
 
@@ -110,8 +113,9 @@ def _cheek_colour(crop: torch.Tensor, face: Face) -> torch.Tensor:
     return pixels.median(dim=1).values
 
 
-def _remove_brows(crop: torch.Tensor, face: Face, amount: float) -> torch.Tensor:
-    """Each brow filled with skin of the cheeks' colour, textured with a cheek's fine detail.
+def _remove_brows(crop: torch.Tensor, face: Face, amount: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each brow filled with skin of the cheeks' colour, textured with a cheek's fine detail; and the
+    brows' mask [H, W] times `amount` (what is skin now, for the whitening that follows).
 
     One mask for both brows, split at the nose bridge (point 168): each brow is filled on its own.
     """
@@ -119,6 +123,9 @@ def _remove_brows(crop: torch.Tensor, face: Face, amount: float) -> torch.Tensor
     size = max(face.size, 1.0)
     skin_colour = _cheek_colour(crop, face)
     both = _soft_mask(face, height, width, "brows", feather=BROW_FEATHER * size, grow=BROW_GROW * size)
+    # lashes, lids and what lies on them (a glasses rim) border the brow from below: kept
+    lids = _soft_mask(face, height, width, "eyes", feather=BROW_FEATHER * size, grow=LASH_REACH * size)
+    both = both * (1.0 - lids)
     split = min(width, max(0, round(float(face.landmarks[168, 0]))))
     for columns, cheek in ((slice(0, split), 205), (slice(split, width), 425)):
         mask = torch.zeros_like(both)
@@ -127,7 +134,7 @@ def _remove_brows(crop: torch.Tensor, face: Face, amount: float) -> torch.Tensor
         crop = remove_brow(
             crop, mask, amount, skin_colour=skin_colour, texture_from=(float(point[0]), float(point[1]))
         )
-    return crop
+    return crop, both * amount
 
 
 def retouch_face(rgb: np.ndarray, face: Face, params: BeautyParams, device: torch.device) -> None:
@@ -145,19 +152,48 @@ def retouch_face(rgb: np.ndarray, face: Face, params: BeautyParams, device: torc
     skin = torch.zeros(0)
     if params.whitening or params.smoothing:
         skin = _soft_mask(local, ch, cw, "skin", feather=SKIN_FEATHER * size, grow=SKIN_GROW * size)
+    if params.remove_eyebrow:
+        # before whitening, from the skin as it is: a fill taken from whitened skin and then left
+        # unwhitened (the skin mask excludes the brows) would not match the skin around it
+        crop, brows = _remove_brows(crop, local, params.remove_eyebrow / 100.0)
+        if params.whitening:
+            # whiten the filled brows as much as the skin around them (the skin mask has holes there)
+            around = fill_from_border(skin[None, None], (brows > 0.02).float())[0, 0]
+            skin = skin + brows * (around - skin)
+            crop_u8 = (crop[0] * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     if params.whitening:
         white = torch.from_numpy(whiten_u8(crop_u8, params.whitening)).to(device).permute(2, 0, 1)[None]
         crop = crop + skin * (white.float() / 255.0 - crop)
-    if params.remove_eyebrow:
-        crop = _remove_brows(crop, local, params.remove_eyebrow / 100.0)
     if params.smoothing:
         crop = smooth_skin(crop, skin, params.smoothing / 100.0, size)
     amounts = WarpAmounts(params.thinface / 100.0, params.shrink_face / 100.0, params.enlarge_eye / 100.0)
     if amounts.any:
-        field = displacement_field(local.landmarks, ch, cw, amounts, border=WARP_BORDER * size)
-        crop = apply_displacement(crop, field)
+        crop, (x0, y0, x1, y1) = _warp(rgb, crop, (x0, y0), face, amounts, device)
     out = (crop[0] * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     rgb[y0:y1, x0:x1] = out
+
+
+def _warp(
+    rgb: np.ndarray,
+    crop: torch.Tensor,
+    origin: tuple[int, int],
+    face: Face,
+    amounts: WarpAmounts,
+    device: torch.device,
+) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+    """The face's warp on its own, wider crop (the field fades out slowly beside the face), with the
+    tone-retouched `crop` (float, placed at `origin`) pasted in first: one rounding to 8 bits at the end."""
+    height, width = rgb.shape[:2]
+    box = crop_box(face.landmarks, height, width, WARP_REACH)
+    wx0, wy0, wx1, wy1 = box
+    wide = torch.from_numpy(np.ascontiguousarray(rgb[wy0:wy1, wx0:wx1])).to(device)
+    wide = wide.permute(2, 0, 1)[None].float() / 255.0
+    ox, oy = origin[0] - wx0, origin[1] - wy0
+    wide[..., oy : oy + crop.shape[-2], ox : ox + crop.shape[-1]] = crop
+    local = _face_in_crop(face, wx0, wy0).landmarks.to(device)
+    size = max(face.size, 1.0)
+    field = displacement_field(local, wy1 - wy0, wx1 - wx0, amounts, border=WARP_BORDER * size)
+    return apply_displacement(wide, field), box
 
 
 def retouch_faces(rgb: np.ndarray, faces: Sequence[Face], params: BeautyParams, device=None) -> np.ndarray:
