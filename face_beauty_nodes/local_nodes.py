@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..beauty_api import codec
+from ..beauty_api.local.faces.limits import MAX_FACES
 from ..beauty_api.params import BeautyParams
 from ..beauty_api.run.backend import DEFAULT_OPTIONS, RetouchBackend
 from . import bridge
 from .runner import FaceBeautyProError, RunPlan, run_retouch
-from .widgets import CATEGORY, retouch_widgets
+from .widgets import CATEGORY, max_faces_widget, retouch_widgets
 
 # -- Face Beauty Face Mask (offline face analysis, no API) ----------------------------------------
 
@@ -72,10 +73,7 @@ class FaceBeautyFaceMask:
                         "tooltip": "Moves the outline outward by this many pixels (negative shrinks it).",
                     },
                 ),
-                "max_faces": (
-                    "INT",
-                    {"default": 4, "min": 1, "max": 32, "tooltip": "At most this many faces per image."},
-                ),
+                "max_faces": max_faces_widget(),
                 "video": (
                     "BOOLEAN",
                     {
@@ -88,12 +86,18 @@ class FaceBeautyFaceMask:
         }
 
     def mask(
-        self, image: Any, region: str, feather: float, grow: float, max_faces: int = 4, video: bool = False
+        self,
+        image: Any,
+        region: str,
+        feather: float,
+        grow: float,
+        max_faces: int = MAX_FACES,
+        video: bool = False,
     ) -> tuple[Any]:
         """Analyse each image (or track the batch) and rasterise the region's mask."""
         import torch
 
-        from ..beauty_api.local.faces.analysis import FaceAnalyzer, load_analyzer
+        from ..beauty_api.local.faces.analysis import load_analyzer
         from ..beauty_api.local.faces.models import ModelFileError
         from ..beauty_api.local.faces.regions import region_mask
 
@@ -101,7 +105,7 @@ class FaceBeautyFaceMask:
             shared = load_analyzer(image.device)
         except (ModelFileError, ImportError) as error:
             raise FaceBeautyProError(str(error)) from None
-        analyzer = FaceAnalyzer(shared.detector, shared.mesh, max_faces=max_faces)
+        analyzer = shared.configured(max_faces=max_faces)
         _, height, width, _ = image.shape
         if video:
             per_image = analyzer.track(image)
@@ -157,7 +161,8 @@ class FaceBeautyLocal:
                         "tooltip": "Treat the batch as frames of one video: faces are tracked from frame "
                         "to frame and smoothed, so the reshaping does not jitter. Off: each image on its own.",
                     },
-                )
+                ),
+                "max_faces": max_faces_widget(),
             },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
@@ -173,6 +178,7 @@ class FaceBeautyLocal:
         remove_eyebrow: int,
         filter_type: str,
         video: bool = False,
+        max_faces: int = MAX_FACES,
         unique_id: str | None = None,
     ) -> tuple[Any, str]:
         """Retouch the batch in a worker thread, with Face Beauty Pro's run loop: the same progress,
@@ -193,7 +199,9 @@ class FaceBeautyLocal:
             from ..beauty_api.local.retouch.backend import LocalBackend
 
             # CPU: the path the tests and benchmarks measure (LocalEngine takes a device).
-            return LocalBackend(device="cpu", video=codec.lazy_batch(image) if video else None)
+            return LocalBackend(
+                device="cpu", video=codec.lazy_batch(image) if video else None, max_faces=max_faces
+            )
 
         plan = RunPlan(
             make_backend=make_backend, retouch_options=DEFAULT_OPTIONS, concurrency=1, pass_through=False
