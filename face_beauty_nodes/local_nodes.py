@@ -95,12 +95,25 @@ class FaceBeautyFaceMask:
         video: bool = False,
     ) -> tuple[Any]:
         """Analyse each image (or track the batch) and rasterise the region's mask."""
+        from ..beauty_api.local.needs import EngineUnavailable, require
+
+        try:
+            require("Face Beauty Face Mask")
+        except EngineUnavailable as error:
+            raise FaceBeautyProError(str(error)) from None
         import torch
 
         from ..beauty_api.local.faces.analysis import load_analyzer
         from ..beauty_api.local.faces.models import ModelFileError
         from ..beauty_api.local.faces.regions import region_mask
 
+        if image.dim() != 4 or image.shape[-1] not in (1, 2, 3, 4):
+            raise FaceBeautyProError(
+                f"Face Mask: expected an IMAGE batch (B x H x W x channels), got shape {tuple(image.shape)}; "
+                "connect an image output (Load Image, VAE Decode, ...)"
+            )
+        if image.shape[-1] < 3:  # gray (or gray + alpha): the face models see it as gray RGB
+            image = image[..., :1].expand(-1, -1, -1, 3)
         try:
             shared = load_analyzer(image.device)
         except (ModelFileError, ImportError) as error:
@@ -134,7 +147,8 @@ class FaceBeautyLocal:
         "for the API, or when the API's exact look is not needed. The looks are our own design inspired "
         "by the API's names (the API's are not published). Faces are found with MediaPipe's face mesh run "
         "by torch; an image without a face gets the filter only and the report says 'no face'. The same "
-        "input and settings always give the same output."
+        "input and settings give the same output on the same machine (a different number of CPU threads "
+        "may change a few pixels by one level)."
     )
     CATEGORY = CATEGORY
     FUNCTION = "retouch"
@@ -196,6 +210,12 @@ class FaceBeautyLocal:
             )
 
         def make_backend() -> RetouchBackend:
+            from ..beauty_api.local.needs import EngineUnavailable, require
+
+            try:
+                require("Face Beauty (Local)")
+            except EngineUnavailable as error:
+                raise FaceBeautyProError(str(error)) from None
             from ..beauty_api.local.retouch.backend import LocalBackend
 
             # CPU: the path the tests and benchmarks measure (LocalEngine takes a device).

@@ -137,6 +137,13 @@ def run(args: argparse.Namespace) -> int:
         for problem in problems:
             _err(problem)
         return EXIT_USAGE
+    from ..local.needs import EngineUnavailable, require
+
+    try:
+        require("`landmarks`")
+    except EngineUnavailable as error:
+        _err(f"error: {error}")
+        return EXIT_USAGE
     import numpy as np
     import torch
     from PIL import Image

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from ..local.faces.limits import MAX_FACES, MAX_FACES_LIMIT
 from .heap import return_image_buffers_promptly
 from .output import EXIT_INTERRUPTED, EXIT_USAGE, err, stderr_is_terminal
-from .progress_report import BatchReporter, report_interrupt, report_result
+from .progress_report import BatchReporter, describe_settings, report_interrupt, report_result
 from .retouch_job import RetouchJob, validate_retouch
 
 if TYPE_CHECKING:
@@ -96,6 +96,8 @@ def cmd_retouch(args: argparse.Namespace) -> int:
             err(f"error: -o: cannot create the folder {job.folder}: {error.strerror or error}")
             return EXIT_USAGE
     return_image_buffers_promptly()  # peak memory: see heap.py
+    local = args.backend == "local"
+    err(describe_settings(job, args.backend, args.max_faces if local else None))
     backend = build_backend(args.backend, job, no_cache=args.no_cache, max_faces=args.max_faces)
     # An ApiBackend closes its HTTP connections when the batch is over.
     with backend if isinstance(backend, AbstractContextManager) else nullcontext(backend):
@@ -110,6 +112,9 @@ def build_backend(
 ) -> RetouchBackend:
     """The backend `--backend` names: the paid API (key from the environment) or the offline engine."""
     if name == "local":
+        from ..local.needs import require
+
+        require("`retouch --backend local`")  # one line and exit 2 when torch or kornia is missing
         from ..local.retouch.backend import LocalBackend
 
         return LocalBackend(max_faces=max_faces)

@@ -4,7 +4,8 @@ Per image: find the faces (on a copy at most ANALYSIS_MAX_SIDE px, landmarks sca
 each face work on a crop around it (1.45x the face oval, so the cost follows the face, not the
 frame): whitening, brow removal and smoothing inside soft masks, then one warp. Every effect fades to
 zero before the crop's border, so the crop is written back as is. The look is the last step and the
-only one on the whole frame. Same input and settings, same output: nothing here is random, and the
+only one on the whole frame. Same input, settings and torch thread count, same output: nothing here is
+random (1 and 2 threads may differ by one level: float sums in another order), and the
 8-bit input is only converted to float inside the crops.
 """
 
