@@ -312,3 +312,40 @@ def turning_angles(points: torch.Tensor) -> torch.Tensor:
     heading = torch.atan2(edges[:, 1], edges[:, 0])
     turn = torch.remainder(heading - torch.roll(heading, 1, 0) + math.pi, 2 * math.pi) - math.pi
     return torch.rad2deg(turn).abs()
+
+
+GROUP_SIZE = (1536, 864)
+GROUP_FACE_WIDTHS = (150, 112, 84, 64, 50, 40)  # face box widths in px, one per portrait
+
+
+@cache
+def group_picture() -> tuple[np.ndarray, list[tuple[float, float, float, float]]]:
+    """Six portraits in one 1536x864 picture, faces 150 down to 40 px wide, on a textured background:
+    (HxWx3 uint8, the expected face boxes). Composed from the two shared portraits (alternately)."""
+    width, height = GROUP_SIZE
+    rng = np.random.default_rng(19)
+    rows = np.linspace(0.0, 1.0, height)[:, None, None]
+    background = np.array([150.0, 140.0, 125.0]) * (0.75 + 0.35 * rows) + rng.normal(0, 6, (height, width, 3))
+    canvas = Image.fromarray(np.clip(background, 0, 255).astype(np.uint8))
+    boxes = []
+    names = ("grace_hopper", "astronaut")
+    for k, face_width in enumerate(GROUP_FACE_WIDTHS):
+        name = names[k % 2]
+        (face,) = reference_faces(name)
+        x0, y0, x1, y1 = face.box
+        fw, fh = x1 - x0, y1 - y0
+        scale = face_width / fw
+        # the head and shoulders: 0.8 face widths either side, 0.7 above, 1.1 below
+        box = (max(0.0, x0 - 0.8 * fw), max(0.0, y0 - 0.7 * fh), x1 + 0.8 * fw, y1 + 1.1 * fh)
+        source = Image.fromarray(np.asarray(portrait(name)))
+        box = (box[0], box[1], min(box[2], source.width), min(box[3], source.height))
+        size = (round((box[2] - box[0]) * scale), round((box[3] - box[1]) * scale))
+        piece = source.resize(size, Image.Resampling.LANCZOS, box=box)
+        cx, cy = (k % 3 + 0.5) * width / 3, (k // 3 + 0.5) * height / 2
+        left, top = round(cx - size[0] / 2), round(cy - size[1] / 2)
+        canvas.paste(piece, (left, top))
+        fx0, fy0 = left + (x0 - box[0]) * scale, top + (y0 - box[1]) * scale
+        boxes.append((fx0, fy0, fx0 + fw * scale, fy0 + fh * scale))
+    array = np.asarray(canvas)
+    array.setflags(write=False)
+    return array, boxes

@@ -238,3 +238,17 @@ def summary_line(result: BatchResult, failed: int, seconds: float, not_sent: int
         f"{counts['resumed']} resumed, {failed} failed{skipped}; {result.credits_spent} credits spent; "
         f"{format_duration(seconds)} in all"
     )
+
+
+def describe_settings(job: RetouchJob, backend: str, max_faces: int | None = None) -> str:
+    """The one line `retouch` prints before it starts: every setting it will use, defaults included
+    (a slider left at its default of 50 still changes the picture: set it to 0 to leave it off)."""
+    from ..params import SLIDER_NAMES, filter_name
+
+    params = job.params
+    sliders = " ".join(f"{name}={getattr(params, name)}" for name in SLIDER_NAMES)
+    look = (
+        "none" if params.filter_type is None else f"{params.filter_type} ({filter_name(params.filter_type)})"
+    )
+    faces = "" if max_faces is None else f" max_faces={max_faces}"
+    return f"settings ({backend}): {sliders} filter={look}{faces} (a control at 0 is off)"

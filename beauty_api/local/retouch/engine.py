@@ -5,8 +5,9 @@ each face work on a crop around it (1.45x the face oval, so the cost follows the
 frame): whitening, brow removal and smoothing inside soft masks; then one warp on a wider crop
 (WARP_REACH times the oval: the warp fades out slowly beside the face, so what touches the jaw is
 carried along rather than sheared). Every effect fades to zero before its crop's border, so the crop
-is written back as is. The look is the last step and the
-only one on the whole frame. Same input and settings, same output: nothing here is random, and the
+is written back as is. The look is the last step and the only one on the whole frame. Same input,
+settings and torch thread count, same output: nothing here is random (1 and 2 threads may differ by
+one level: float sums in another order), and the
 8-bit input is only converted to float inside the crops.
 """
 
@@ -18,6 +19,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,13 +28,17 @@ from PIL import Image
 
 from ...params import SLIDER_NAMES, BeautyParams
 from ..faces.face import Face
+from ..faces.limits import MAX_FACES, MIN_FACE
 from ..faces.regions import region_mask
 from .brows import fill_from_border, remove_brow
 from .looks import apply_look
 from .tone import smooth_skin, whiten_u8
 from .warp import WARP_REACH, WarpAmounts, apply_displacement, crop_box, displacement_field
 
-ANALYSIS_MAX_SIDE = 1280  # faces are found on a copy this size at most (the mesh sees 256 px anyway)
+if TYPE_CHECKING:
+    from ..faces.tracking import FaceTracker
+
+ANALYSIS_MAX_SIDE = 2048  # faces are found on a copy this size at most (a 40 px face of 4096 keeps 20 px)
 SKIN_FEATHER = 0.07  # skin mask feather, fraction of the face's size
 SKIN_GROW = -0.035  # the skin mask stops this far inside its edges (eyes stay sharp, lips untouched)
 BROW_GROW = 0.02
@@ -218,10 +224,23 @@ def _scaled_face(face: Face, scale: float) -> Face:
 
 
 class LocalEngine:
-    """Finds faces and retouches them; holds the face-analysis models (loaded on first use)."""
+    """Finds faces and retouches them; holds the face-analysis models (loaded on first use).
 
-    def __init__(self, analyzer=None, *, device: torch.device | str | None = None) -> None:
+    `max_faces`: at most this many faces per image (best first); `min_face`: the smallest face (px of
+    the input) looked for, see faces/tiles.py."""
+
+    def __init__(
+        self,
+        analyzer=None,
+        *,
+        device: torch.device | str | None = None,
+        max_faces: int = MAX_FACES,
+        min_face: float = MIN_FACE,
+    ) -> None:
+        if max_faces < 1:
+            raise ValueError(f"max_faces must be at least 1, got {max_faces}")
         self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.max_faces, self.min_face = max_faces, min_face
         self._analyzer = analyzer
         self._lock = threading.Lock()
 
@@ -234,26 +253,34 @@ class LocalEngine:
                 self._analyzer = load_analyzer(device=self.device)
             return self._analyzer
 
-    def _analysis_input(self, frames: Sequence[np.ndarray]) -> tuple[torch.Tensor, float]:
-        """uint8 frames -> [B, H, W, 3] float tensor on the device, at most ANALYSIS_MAX_SIDE px, and the
-        factor back to the frames' pixels. Large frames are box-reduced by an integer factor in 8 bits
+    def _configured(self, factor: int):
+        """The analyzer with this engine's settings, for an analysis copy 1/`factor` the size."""
+        return self.analyzer.configured(max_faces=self.max_faces, min_face=self.min_face / factor)
+
+    def _analysis_input(self, rgb: np.ndarray) -> tuple[torch.Tensor, int]:
+        """A uint8 frame -> HxWx3 float tensor on the device, at most ANALYSIS_MAX_SIDE px, and the
+        factor back to the frame's pixels. Large frames are box-reduced by an integer factor in 8 bits
         (Pillow, before any float copy of the full frame exists)."""
-        height, width = frames[0].shape[:2]
-        factor = math.ceil(max(height, width) / ANALYSIS_MAX_SIDE)
+        height, width = rgb.shape[:2]
+        factor = max(1, math.ceil(max(height, width) / ANALYSIS_MAX_SIDE))
         if factor > 1:
-            frames = [np.asarray(Image.fromarray(np.ascontiguousarray(f)).reduce(factor)) for f in frames]
-        batch = torch.from_numpy(np.stack(frames) if len(frames) > 1 else np.array(frames[0])[None])
-        return batch.to(self.device).float() / 255.0, float(factor)
+            rgb = np.asarray(Image.fromarray(np.ascontiguousarray(rgb)).reduce(factor))
+        pixels = rgb if rgb.flags.writeable else np.array(rgb)  # torch refuses read-only arrays
+        return torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device).float() / 255.0, factor
 
     def find_faces(self, rgb: np.ndarray) -> list[Face]:
-        image, scale = self._analysis_input([rgb])
-        faces = self.analyzer.analyze(image[0])
-        return [_scaled_face(face, scale) if scale != 1.0 else face for face in faces]
+        image, factor = self._analysis_input(rgb)
+        faces = self._configured(factor).analyze(image)
+        return [_scaled_face(face, factor) if factor != 1 else face for face in faces]
+
+    def tracker(self, *, fps: float = 30.0) -> VideoTracker:
+        """Follows the faces of one video, frame by frame (`faces(rgb)` per frame, in order)."""
+        return VideoTracker(self, fps)
 
     def track_faces(self, frames: Sequence[np.ndarray]) -> list[list[Face]]:
-        images, scale = self._analysis_input(frames)
-        found = self.analyzer.track(images)
-        return [[_scaled_face(f, scale) if scale != 1.0 else f for f in faces] for faces in found]
+        """The faces of each frame of a video; frames are analysed one at a time (streamed)."""
+        tracker = self.tracker()
+        return [tracker.faces(frame) for frame in frames]
 
     def retouch(self, rgb: np.ndarray, params: BeautyParams) -> LocalImageResult:
         """One HxWx3 uint8 image; "no face" is a result (the look is still applied), never an error."""
@@ -275,4 +302,19 @@ class LocalEngine:
         return LocalImageResult(image, len(faces), time.perf_counter() - started)
 
 
-__all__ = ["LocalEngine", "LocalImageResult", "is_identity", "retouch_faces"]
+class VideoTracker:
+    """A LocalEngine's FaceTracker, on analysis copies of uint8 frames, faces in the frames' pixels."""
+
+    def __init__(self, engine: LocalEngine, fps: float) -> None:
+        self.engine, self.fps = engine, fps
+        self._tracker: FaceTracker | None = None
+
+    def faces(self, rgb: np.ndarray) -> list[Face]:
+        image, factor = self.engine._analysis_input(rgb)
+        if self._tracker is None:
+            self._tracker = self.engine._configured(factor).tracker(fps=self.fps)
+        faces = self._tracker.step(image)
+        return [_scaled_face(face, factor) if factor != 1 else face for face in faces]
+
+
+__all__ = ["LocalEngine", "LocalImageResult", "VideoTracker", "is_identity", "retouch_faces"]
