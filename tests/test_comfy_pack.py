@@ -282,10 +282,20 @@ def test_every_input_has_a_tooltip_and_no_secret_widget(pack: types.ModuleType) 
 
 
 def test_node_is_deterministic_for_comfyui_cache(pack: types.ModuleType) -> None:
-    """No IS_CHANGED / NOT_IDEMPOTENT: an unchanged graph is served from ComfyUI's cache, unpaid."""
-    for node_class in pack.NODE_CLASS_MAPPINGS.values():
-        assert not hasattr(node_class, "IS_CHANGED")
+    """No NOT_IDEMPOTENT, and IS_CHANGED only on the API node, stable until a run leaves images
+    to retry: an unchanged graph is served from ComfyUI's cache, unpaid."""
+    for name, node_class in pack.NODE_CLASS_MAPPINGS.items():
         assert not getattr(node_class, "NOT_IDEMPOTENT", False)
+        assert hasattr(node_class, "IS_CHANGED") == (name == "FaceBeautyPro")
+    node = pack.NODE_CLASS_MAPPINGS["FaceBeautyPro"]
+    first = comfy_is_changed(node, "never-run", RETOUCH)
+    assert first == comfy_is_changed(node, "never-run", RETOUCH) == 0
+
+
+def comfy_is_changed(node_class: Any, unique_id: str, settings: dict[str, Any]) -> Any:
+    """IS_CHANGED called the way ComfyUI 0.3.64 calls it (execution.py IsChangedCache): widget
+    values and hidden inputs as they are in the prompt, linked inputs (image, options) as None."""
+    return node_class.IS_CHANGED(image=None, options=None, unique_id=unique_id, **settings)
 
 
 def test_description_states_cost_and_key_source(pack: types.ModuleType) -> None:
@@ -427,7 +437,94 @@ def test_pass_through_returns_failed_images_unchanged(api: Any, nodes: types.Mod
     assert torch.equal(output[failed], image[failed]), "the failed image must come out unchanged"
     for index in {0, 1, 2} - {failed}:
         assert not torch.allclose(output[index], image[index], atol=0.02)
-    assert report.splitlines()[-1].endswith("1 failed; paid 30 credits when made")
+    assert report.splitlines()[-2].endswith("1 failed; paid 30 credits when made")
+
+
+# -- a re-queue retries what failed ---------------------------------------------------------------
+
+
+def test_requeue_after_pass_through_retries_the_failed_image_and_reuses_the_others(
+    api: Any, nodes: types.ModuleType
+) -> None:
+    node_class = nodes.FaceBeautyPro
+    image = portraits(3)
+    options = nodes.FaceBeautyRunOptions(concurrency=1, on_failure="pass through")
+    api.faults.fail_tasks(1, code="PROCESSING_FAILURE")
+    before = comfy_is_changed(node_class, "21", RETOUCH)
+
+    first, report = run_node(node_class(), image, RETOUCH, options=options, unique_id="21")
+
+    (failed,) = [int(n) - 1 for n in re.findall(r"^image (\d): FAILED", report, re.MULTILINE)]
+    assert torch.equal(first[failed], image[failed])
+    assert report.splitlines()[-1].startswith("queue again to retry the failed image(s)")
+    after_failure = comfy_is_changed(node_class, "21", RETOUCH)
+    assert after_failure != before, "ComfyUI would serve the incomplete output from its cache"
+    assert api.stats.tasks_created == 3
+
+    # The cause is gone (the fault was one task); ComfyUI sees a new IS_CHANGED and runs the node.
+    second, report = run_node(node_class(), image, RETOUCH, options=options, unique_id="21")
+
+    lines = report.splitlines()
+    assert lines[failed].startswith(f"image {failed + 1}: new, task ")
+    assert [" cached, " in line for line in lines[:3]].count(True) == 2
+    assert lines[-1].endswith("2 cached, 0 resumed, 0 failed; paid 15 credits when made")
+    assert api.stats.tasks_created == 4, "only the failed image was sent again"
+    assert not torch.allclose(second[failed], image[failed], atol=0.02), "the failed image is retouched"
+    for index in {0, 1, 2} - {failed}:
+        assert torch.equal(second[index], first[index])
+    # Every image succeeded: IS_CHANGED stays put, so the next queue is ComfyUI's cache hit.
+    assert comfy_is_changed(node_class, "21", RETOUCH) == after_failure
+    assert comfy_is_changed(node_class, "21", RETOUCH) == after_failure
+
+
+def test_requeue_retry_is_per_node_and_settings_and_never_repeats_a_value(
+    api: Any, nodes: types.ModuleType
+) -> None:
+    node_class = nodes.FaceBeautyPro
+    options = nodes.FaceBeautyRunOptions(on_failure="pass through")
+    other_settings = RETOUCH | {"whitening": 61}
+    untouched = (
+        comfy_is_changed(node_class, "23", RETOUCH),
+        comfy_is_changed(node_class, "22", other_settings),
+    )
+    seen = [comfy_is_changed(node_class, "22", RETOUCH)]
+    for _ in range(2):  # the API keeps failing: every queue runs the node again, with a new value
+        api.faults.fail_tasks(1)
+        run_node(node_class(), portraits(1), RETOUCH, options=options, unique_id="22")
+        seen.append(comfy_is_changed(node_class, "22", RETOUCH))
+    assert len(set(seen)) == 3
+    # Another node, or the same node with other settings, keeps its value.
+    assert (
+        comfy_is_changed(node_class, "23", RETOUCH),
+        comfy_is_changed(node_class, "22", other_settings),
+    ) == untouched
+    # ComfyUI may hand a slider over as 61.0: the same request.
+    as_floats = {name: float(value) if name != "filter_type" else value for name, value in RETOUCH.items()}
+    assert comfy_is_changed(node_class, "22", as_floats) == seen[-1]
+
+
+def test_requeue_does_not_retry_when_the_cache_is_off(api: Any, nodes: types.ModuleType) -> None:
+    """Without the result cache a retry would pay for every image again: ComfyUI keeps the output."""
+    node_class = nodes.FaceBeautyPro
+    options = nodes.FaceBeautyRunOptions(on_failure="pass through", use_cache=False)
+    before = comfy_is_changed(node_class, "24", RETOUCH)
+    api.faults.fail_tasks(1)
+
+    _, report = run_node(node_class(), portraits(2), RETOUCH, options=options, unique_id="24")
+
+    assert comfy_is_changed(node_class, "24", RETOUCH) == before
+    assert report.splitlines()[-1].startswith("use_cache is off, so a re-queue keeps this output")
+
+
+def test_node_text_says_queue_again_after_images_were_passed_through(
+    api: Any, nodes: types.ModuleType, comfy: FakeComfy
+) -> None:
+    options = nodes.FaceBeautyRunOptions(concurrency=1, on_failure="pass through")
+    api.faults.fail_tasks(1, code="ERROR_NO_FACE_IN_FILE")
+    run_node(nodes.FaceBeautyPro(), portraits(2), RETOUCH, options=options, unique_id="25")
+    final = [text for text, node in comfy.texts if node == "25"][-1]
+    assert "1 passed through" in final
+    assert final.splitlines()[-1] == "queue again to retry"
 
 
 def test_invalid_widget_value_is_refused_before_any_request(api: Any, nodes: types.ModuleType) -> None:

@@ -8,7 +8,8 @@ It starts the API emulator and a headless ComfyUI with only this pack linked int
 opens every template of the pack from the templates dialog, and checks what a user sees: every
 node visible and none overlapping on open; the node's text and bar while one image runs, after
 success, after a ComfyUI cache hit and a pack cache hit, with the API down, after Cancel and on
-the re-run that resumes the cancelled task. Screenshots go to --shots. The last line is
+the re-run that resumes the cancelled task; and, at the server level (requeue_check.py), that
+a re-queue retries an image that failed. Screenshots go to --shots. The last line is
 "N passed, N failed"; the exit status is 1 when any check failed.
 """
 
@@ -41,6 +42,7 @@ from graph_ui import (
     widget_values,
 )
 from playwright.sync_api import Page, sync_playwright
+from requeue_check import check_requeue_retries_failed
 from servers import PACK_FOLDER, ComfyUI, Emulator, get_json, post_json
 
 REPO = Path(__file__).resolve().parents[2]
@@ -392,6 +394,10 @@ CHECKS: list[tuple[str, Callable[[Run], list[str]]]] = [
     ("API down: failed, with the reason, the bar not full", check_api_down),
     ("Cancel: 'cancelled', then the re-run resumes without paying", check_cancel_then_resume),
     ("no credits: failed, saying so, the bar empty", check_not_enough_credits),
+    (
+        "re-queue after a failed image (pass through): retried, the others from the cache",
+        lambda run: check_requeue_retries_failed(run.comfy, run.emulator, run.shots),
+    ),
     ("no API key: 'error' and how to set the key (restarts ComfyUI)", check_missing_key),
     ("offline nodes: Face Beauty (Local) and Face Mask run, nothing billed", check_offline_nodes_run),
 ]

@@ -68,6 +68,7 @@ class Emulator:
     port: int = field(default_factory=free_port)
     processing_seconds: float = 3.0
     credits: int | None = None  # the account's balance; None: unlimited
+    fail_tasks: int = 0  # the first N tasks fail (PROCESSING_FAILURE), as a broken API would
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -89,6 +90,8 @@ class Emulator:
         ]
         if self.credits is not None:
             command += ["--credits", str(self.credits)]
+        if self.fail_tasks:
+            command += ["--fail-tasks", str(self.fail_tasks)]
         with log.open("ab") as sink:
             self.process = subprocess.Popen(command, cwd=self.pack, stdout=sink, stderr=subprocess.STDOUT)
         wait_until_up(self.base_url, self.process, log, timeout=30)
