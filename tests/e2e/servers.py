@@ -123,6 +123,7 @@ class ComfyUI:
     pack: Path
     work: Path
     emulator_url: str
+    front_end_root: Path | None = None  # another frontend's static folder (--front-end-root)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -178,6 +179,8 @@ class ComfyUI:
             "--database-url",
             "sqlite:///:memory:",
         ]
+        if self.front_end_root is not None:
+            command += ["--front-end-root", str(self.front_end_root)]
         with log.open("ab") as sink:
             self.process = subprocess.Popen(
                 command, cwd=self.comfyui, env=env, stdout=sink, stderr=subprocess.STDOUT
