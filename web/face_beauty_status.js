@@ -66,6 +66,14 @@ function showLastText(node) {
   node.setDirtyCanvas?.(true, true);
 }
 
+function showAllLastTexts() {
+  for (const id of lastText.keys()) {
+    const node = findNode(id);
+    if (!node) lastText.delete(id);
+    else if (!node.widgets?.some((w) => w.name === LAST_WIDGET)) showLastText(node);
+  }
+}
+
 // When the frontend removes its text widget (1.58, at the end of the job), show ours.
 function watchFrontendWidget(node) {
   const widget = node.widgets?.find((w) => w.name === FRONTEND_WIDGET);
@@ -89,5 +97,9 @@ app.registerExtension({
       removeLastText(node); // a new run: the frontend's widget shows the live text
       setTimeout(() => watchFrontendWidget(node), 0); // once the frontend has added its widget
     });
+    // A job that fails at once may end before that hook is in place: look again when it ends.
+    for (const type of ["execution_success", "execution_error", "execution_interrupted"]) {
+      api.addEventListener(type, () => setTimeout(showAllLastTexts, 250));
+    }
   },
 });

@@ -124,6 +124,7 @@ class ComfyUI:
     work: Path
     emulator_url: str
     front_end_root: Path | None = None  # another frontend's static folder (--front-end-root)
+    with_key: bool = True  # how it was last started
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -153,6 +154,7 @@ class ComfyUI:
     def start(self, with_key: bool = True) -> None:
         """Start ComfyUI; `with_key=False` starts it the way a user without an API key would."""
         log = self.work / "comfyui.log"
+        self.with_key = with_key
         env = {name: value for name, value in os.environ.items() if not name.startswith("AILAB_")}
         # A home of its own: a developer's ~/.config/face-beauty-pro key file is never read.
         home = self.work / "home"
