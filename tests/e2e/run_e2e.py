@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from frontend_checks import ANY_FRONTEND_CHECKS, LANGUAGE_CHECKS, use_vue_nodes
+from frontend_checks import ANY_FRONTEND_CHECKS, LANGUAGE_CHECKS, shown_text, use_vue_nodes
 from graph_ui import (
     CHROMIUM_ARGS,
     VIEWPORT,
@@ -263,8 +263,10 @@ def check_missing_key(run: Run) -> list[str]:
         problems.append(f"without a key the node says {final}")
     if "AILAB_API_KEY" not in "".join(final):
         problems.append(f"the node does not say how to set the key: {final}")
-    # The frontend renders the text as HTML: "<your key>" must show, not vanish as a tag.
-    if run.page.get_by_text("AILAB_API_KEY=<your key>").count() == 0:
+    # The frontend renders the text as HTML: "<your key>" must show, not vanish as a tag. The
+    # text carries an invisible word joiner after "<" (bridge.frontend_text); shown_text drops it.
+    shown = shown_text(run.page, "AILAB_API_KEY")
+    if not shown or "AILAB_API_KEY=<your key>" not in shown["text"]:
         problems.append("'AILAB_API_KEY=<your key>' is not shown on the page as text")
     return problems
 
