@@ -89,7 +89,8 @@ class FakeComfy:
         self.lock = threading.RLock()
         self.flag = False
         self.bars: list[FakeBar] = []
-        self.texts: list[tuple[str, str]] = []
+        self.texts: list[tuple[str, str]] = []  # as a person reads them (see send_progress_text)
+        self.sent_texts: list[str] = []  # as sent
         fake = self
 
         class InterruptProcessingException(Exception):
@@ -120,8 +121,11 @@ class FakeComfy:
             instance: Any = None
 
             def send_progress_text(self, text: str, node_id: str, sid: Any = None) -> None:
+                # What every frontend shows: no word joiners, no trailing spaces (test_frontend_text.py).
+                read = "\n".join(line.rstrip(" ") for line in text.replace("\u2060", "").split("\n"))
                 with fake.lock:
-                    fake.texts.append((text, node_id))
+                    fake.sent_texts.append(text)
+                    fake.texts.append((read, node_id))
 
         PromptServer.instance = PromptServer()
         server = types.ModuleType("server")
@@ -684,13 +688,12 @@ def test_bridge_is_a_no_op_without_comfyui(bridge: types.ModuleType, no_comfy: N
     assert watch() is None and not watch.tripped
 
 
-def test_progress_text_is_escaped_because_the_frontend_renders_html(
-    bridge: types.ModuleType, comfy: FakeComfy
-) -> None:
-    bridge.send_progress_text("set AILAB_API_KEY=<your key> & restart\n<img src=x onerror=alert(1)>", "4")
+def test_progress_text_is_sent_as_frontend_text(bridge: types.ModuleType, comfy: FakeComfy) -> None:
+    bridge.send_progress_text("set AILAB_API_KEY=<your key>\nthen restart", "4")
     ((text, node_id),) = comfy.texts
     assert node_id == "4"
-    assert text == "set AILAB_API_KEY=&lt;your key&gt; &amp; restart\n&lt;img src=x onerror=alert(1)&gt;"
+    assert comfy.sent_texts == [bridge.frontend_text("set AILAB_API_KEY=<your key>\nthen restart")]
+    assert text == "set AILAB_API_KEY=<your key>\nthen restart"  # each frontend: test_frontend_text.py
 
 
 def test_interrupt_watch_is_sticky_across_threads(bridge: types.ModuleType, comfy: FakeComfy) -> None:
