@@ -27,6 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from beauty_api.local.retouch.looks import decode_tables, encode_tables  # noqa: E402
 from beauty_api.params import FILTER_NAMES  # noqa: E402
 
 OUTPUT = ROOT / "beauty_api" / "local" / "data" / "looks.npz"
@@ -173,7 +174,7 @@ def build_luts() -> np.ndarray:
 
 def encoded(luts: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, luts=luts, names=np.array(FILTER_NAMES))
+    np.savez_compressed(buffer, deltas=encode_tables(luts), names=np.array(FILTER_NAMES))
     return buffer.getvalue()
 
 
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     luts = build_luts()
     if args.check:
         with np.load(OUTPUT) as stored:
-            same = np.array_equal(stored["luts"], luts)
+            same = np.array_equal(decode_tables(stored["deltas"]), luts)
         print("looks.npz is up to date" if same else "looks.npz differs from the recipes: regenerate it")
         return 0 if same else 1
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)

@@ -32,10 +32,31 @@ def _tables() -> np.ndarray:
         )
     with np.load(LOOKS_FILE) as data:
         names = [str(name) for name in data["names"]]
-        luts = data["luts"].astype(np.float32) / 65535.0
+        luts = decode_tables(data["deltas"]).astype(np.float32) / 65535.0
     if names != list(FILTER_NAMES):
         raise ValueError(f"{LOOKS_FILE} does not list the 35 filters in the API's order; regenerate it.")
     return luts
+
+
+def encode_tables(luts: np.ndarray) -> np.ndarray:
+    """uint16 LUTs [K, N, N, N, 3] -> int16 differences along the three grid axes, losslessly.
+
+    The tables are smooth, so their differences are small numbers that deflate to a quarter of the
+    tables' size: the registry's zip has a size limit (docs/development.md, The registry package)."""
+    deltas = luts.astype(np.int32)
+    for axis in (1, 2, 3):
+        deltas = np.diff(deltas, axis=axis, prepend=0)
+    if deltas.min() < np.iinfo(np.int16).min or deltas.max() > np.iinfo(np.int16).max:
+        raise ValueError("the looks' tables change too steeply to store as int16 differences")
+    return deltas.astype(np.int16)
+
+
+def decode_tables(deltas: np.ndarray) -> np.ndarray:
+    """The inverse of `encode_tables`: the uint16 LUTs back, bit for bit."""
+    luts = deltas.astype(np.int32)
+    for axis in (1, 2, 3):
+        luts = np.cumsum(luts, axis=axis)
+    return luts.astype(np.uint16)
 
 
 def look_table(number: int) -> np.ndarray:
