@@ -1,0 +1,295 @@
+"""The task journal in a shared PostgreSQL database: one row per request fingerprint for a whole farm.
+
+The same rows, states and answers as the SQLite journal (journal.py), for many workers on many
+machines: `claim()` runs in one transaction under a per-fingerprint advisory lock, so of any
+number of workers that claim one image at once exactly one is told to submit; the others wait
+for its task id and resume it. A claim is a lease: its owner renews it (`heartbeat`) while its
+submit is under way; it is taken over only when it was not renewed for `claim_timeout` or its
+owner is provably dead (journal_claims.claim_is_stale: a process on the claimer's own host that
+no longer runs). Times come from the server's clock, so machines whose clocks differ agree on
+every lease and age.
+
+Row states: 'submitting' -> 'submitted' (task id) -> 'result' (result URL) -> 'done'; and
+'unknown': the request was sent and no answer came, so a paid task may exist that nobody can
+find. Such a row answers UNKNOWN to every claim (no automatic re-submit) until the user forgets
+it (`journal forget`); it does not expire on its own.
+
+Fails closed: every method raises postgres_store.SharedLedgerUnavailable when the database
+cannot be used within its wait. It never answers "submit" without having recorded the claim.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..clock import DEFAULT_CLOCK, CancelCheck, Clock, sleep_interruptibly
+from ..errors import DeadlineExceeded, InvalidParameterError
+from .journal_claims import CLAIM_TIMEOUT, RESUME, SUBMIT, WAIT, Claim, claim_is_stale
+from .journal_rows import COLUMNS, JournalEntry, entry_from_row
+from .postgres_store import PostgresStore
+
+log = logging.getLogger(__name__)
+
+TASK_LIFETIME = 24 * 3600.0
+UNKNOWN = "unknown"  # a claim's answer: sent, answer not received; `journal forget` decides
+
+_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+_SELECT = f"SELECT {COLUMNS} FROM face_beauty_tasks WHERE fingerprint = %s"
+
+
+class PostgresJournal:
+    """The shared task journal. Thread-safe (the store pools connections)."""
+
+    def __init__(
+        self,
+        store: PostgresStore,
+        *,
+        task_lifetime: float = TASK_LIFETIME,
+        claim_timeout: float = CLAIM_TIMEOUT,
+    ) -> None:
+        if task_lifetime <= 0 or claim_timeout <= 0:
+            raise InvalidParameterError(
+                f"task_lifetime ({task_lifetime}) and claim_timeout ({claim_timeout}) must be > 0 seconds."
+            )
+        self.store = store
+        self.location = store.location  # what `journal list` shows: the URL without secrets
+        self.task_lifetime = float(task_lifetime)
+        self.claim_timeout = float(claim_timeout)
+
+    # -- claiming ------------------------------------------------------------------------------
+
+    def claim(self, fingerprint: str, owner: str, *, wait: float | None = None) -> Claim:
+        """Atomically decide whether this caller submits, resumes a recorded task, waits, or is
+        stopped by an unknown outcome. Raises SharedLedgerUnavailable rather than guess."""
+        _require(fingerprint, "fingerprint")
+        _require(owner, "owner")
+
+        def op(conn: Any) -> Claim:
+            with conn.transaction():
+                conn.execute(_LOCK, (fingerprint,))
+                now = self.store.now(conn)
+                entry = self._live(conn.execute(_SELECT, (fingerprint,)).fetchone(), now)
+                if entry is not None:
+                    if entry.state == UNKNOWN:
+                        return Claim(UNKNOWN)
+                    if entry.state == "submitting":
+                        if not claim_is_stale(entry.claimed_at, entry.owner, now, self.claim_timeout):
+                            return Claim(WAIT)
+                        log.info(
+                            "Taking over a stale claim on image %s from %s (renewed %.0f s ago).",
+                            fingerprint[:12],
+                            entry.owner,
+                            now - entry.claimed_at,
+                        )
+                    elif entry.task_id or entry.result_url:
+                        return Claim(
+                            RESUME,
+                            task_id=entry.task_id,
+                            result_url=entry.result_url,
+                            submitted_at=entry.submitted_at,
+                        )
+                conn.execute(
+                    f"INSERT INTO face_beauty_tasks ({COLUMNS}, note)"
+                    " VALUES (%s, 'submitting', NULL, %s, %s, NULL, NULL, '', %s, '')"
+                    " ON CONFLICT (fingerprint) DO UPDATE SET state = 'submitting', task_id = NULL,"
+                    " owner = EXCLUDED.owner, claimed_at = EXCLUDED.claimed_at, submitted_at = NULL,"
+                    " result_url = NULL, request_id = '', updated_at = EXCLUDED.updated_at, note = ''",
+                    (fingerprint, owner, now, now),
+                )
+                return Claim(SUBMIT)
+
+        return self.store.run(op, what="claim an image", wait=wait)
+
+    def heartbeat(self, fingerprint: str, owner: str) -> bool:
+        """Renew our 'submitting' claim; True while it is still ours (False: taken over, or gone)."""
+        _require(fingerprint, "fingerprint")
+        _require(owner, "owner")
+        return self._update(
+            "UPDATE face_beauty_tasks SET claimed_at = %(now)s, updated_at = %(now)s"
+            " WHERE fingerprint = %(fp)s AND state = 'submitting' AND owner = %(owner)s",
+            {"fp": fingerprint, "owner": owner},
+            what="keep a claim alive",
+        )
+
+    def wait_for_claim(
+        self,
+        fingerprint: str,
+        owner: str,
+        *,
+        timeout: float,
+        clock: Clock = DEFAULT_CLOCK,
+        check_cancel: CancelCheck | None = None,
+        poll_interval: float = 0.25,
+    ) -> Claim:
+        """`claim()` until the answer is not "wait". Raises DeadlineExceeded after `timeout`
+        seconds of `clock`; an unreachable server is waited for within the same time."""
+        end = clock.monotonic() + timeout
+        while True:
+            claim = self.claim(fingerprint, owner, wait=max(0.0, end - clock.monotonic()))
+            if claim.action != WAIT:
+                return claim
+            left = end - clock.monotonic()
+            if left <= 0:
+                raise DeadlineExceeded(
+                    "Another worker is submitting this same image and has not recorded its task yet; "
+                    "re-run in a moment to pick up its result without paying again."
+                )
+            sleep_interruptibly(clock, min(poll_interval, left), check_cancel)
+
+    # -- recording -----------------------------------------------------------------------------
+
+    def record_submitted(
+        self, fingerprint: str, task_id: str, *, request_id: str = "", wait: float | None = None
+    ) -> bool:
+        """Record the paid task of a claim, before waiting for it. Raises SharedLedgerUnavailable
+        (the caller must then tell the user the task id) when it cannot within `wait`."""
+        _require(fingerprint, "fingerprint")
+        _require(task_id, "task_id")
+
+        def op(conn: Any) -> bool:
+            with conn.transaction():
+                conn.execute(_LOCK, (fingerprint,))
+                now = self.store.now(conn)
+                row = conn.execute(
+                    "SELECT task_id, state FROM face_beauty_tasks WHERE fingerprint = %s", (fingerprint,)
+                ).fetchone()
+                if row is not None and row[0] and row[0] != task_id and row[1] != "submitting":
+                    log.warning(
+                        "Image %s already had task %s recorded; replacing it with task %s (both were paid).",
+                        fingerprint[:12],
+                        row[0],
+                        task_id,
+                    )
+                conn.execute(
+                    f"INSERT INTO face_beauty_tasks ({COLUMNS}, note)"
+                    " VALUES (%s, 'submitted', %s, '', %s, %s, NULL, %s, %s, '')"
+                    " ON CONFLICT (fingerprint) DO UPDATE SET state = 'submitted', task_id = EXCLUDED.task_id,"
+                    " submitted_at = EXCLUDED.submitted_at, result_url = NULL,"
+                    " request_id = EXCLUDED.request_id, updated_at = EXCLUDED.updated_at, note = ''",
+                    (fingerprint, task_id, now, now, request_id, now),
+                )
+            return True
+
+        return self.store.run(op, what=f"record paid task {task_id}", wait=wait)
+
+    def record_unknown(self, fingerprint: str, owner: str, *, note: str = "") -> bool:
+        """Our submit was sent and no answer came: keep the claim as 'unknown', so no worker pays
+        again for this image until a person runs `journal forget`. True when recorded."""
+        _require(fingerprint, "fingerprint")
+        _require(owner, "owner")
+        return self._update(
+            "UPDATE face_beauty_tasks SET state = 'unknown', updated_at = %(now)s, note = %(note)s"
+            " WHERE fingerprint = %(fp)s AND state = 'submitting' AND owner = %(owner)s",
+            {"fp": fingerprint, "owner": owner, "note": note[:200]},
+            what="record a submit whose answer never came",
+        )
+
+    def record_result_url(self, fingerprint: str, url: str) -> bool:
+        """Record where the finished task's result is, so a re-run can download it without polling."""
+        _require(fingerprint, "fingerprint")
+        _require(url, "url")
+        return self._update(
+            "UPDATE face_beauty_tasks SET result_url = %(url)s, updated_at = %(now)s,"
+            " state = CASE WHEN state = 'done' THEN 'done' ELSE 'result' END"
+            " WHERE fingerprint = %(fp)s AND task_id IS NOT NULL",
+            {"fp": fingerprint, "url": url},
+            what="record a result URL",
+        )
+
+    def record_done(self, fingerprint: str) -> bool:
+        """The result is downloaded and cached; the row stays until it expires."""
+        _require(fingerprint, "fingerprint")
+        return self._update(
+            "UPDATE face_beauty_tasks SET state = 'done', updated_at = %(now)s"
+            " WHERE fingerprint = %(fp)s AND state IN ('submitted', 'result', 'done')",
+            {"fp": fingerprint},
+            what="mark a task done",
+        )
+
+    def release(self, fingerprint: str, owner: str) -> bool:
+        """Drop our own 'submitting' claim: the submit ended before any request could have left."""
+        _require(fingerprint, "fingerprint")
+        return self._update(
+            "DELETE FROM face_beauty_tasks WHERE fingerprint = %(fp)s AND state = 'submitting' AND owner = %(owner)s",
+            {"fp": fingerprint, "owner": owner},
+            what="release a claim",
+        )
+
+    def forget(self, fingerprint: str, *, task_id: str | None = None) -> bool:
+        """Drop the row (only while it still names `task_id`, when given): the next run submits anew."""
+        _require(fingerprint, "fingerprint")
+        if task_id is None:
+            sql = "DELETE FROM face_beauty_tasks WHERE fingerprint = %(fp)s"
+        else:
+            sql = "DELETE FROM face_beauty_tasks WHERE fingerprint = %(fp)s AND task_id = %(task)s"
+        return self._update(sql, {"fp": fingerprint, "task": task_id}, what="forget a task")
+
+    def forget_matching(self, what: str | None) -> int:
+        """Drop every row (None), or those whose task id is `what` or whose fingerprint starts with
+        it (8+ characters); returns how many. For `journal forget`."""
+
+        def op(conn: Any) -> int:
+            if what is None:
+                return conn.execute("DELETE FROM face_beauty_tasks").rowcount
+            if len(what) < 8:
+                return conn.execute("DELETE FROM face_beauty_tasks WHERE task_id = %s", (what,)).rowcount
+            return conn.execute(
+                "DELETE FROM face_beauty_tasks WHERE task_id = %s OR left(fingerprint, %s) = %s",
+                (what, len(what), what.lower()),
+            ).rowcount
+
+        return int(self.store.run(op, what="forget tasks"))
+
+    # -- reading and housekeeping --------------------------------------------------------------
+
+    def get(self, fingerprint: str) -> JournalEntry | None:
+        """The live row of a fingerprint, or None (also for an expired row)."""
+
+        def op(conn: Any) -> JournalEntry | None:
+            return self._live(conn.execute(_SELECT, (fingerprint,)).fetchone(), self.store.now(conn))
+
+        return self.store.run(op, what="read the journal")
+
+    def entries(self) -> list[JournalEntry]:
+        """Every live row, most recently updated first."""
+
+        def op(conn: Any) -> list[JournalEntry]:
+            rows = conn.execute(
+                f"SELECT {COLUMNS} FROM face_beauty_tasks ORDER BY updated_at DESC"
+            ).fetchall()
+            now = self.store.now(conn)
+            return [entry for entry in (self._live(row, now) for row in rows) if entry is not None]
+
+        return self.store.run(op, what="read the journal")
+
+    def purge_expired(self) -> int:
+        """Delete rows whose task lifetime is over (never an 'unknown' one); returns how many."""
+
+        def op(conn: Any) -> int:
+            cutoff = self.store.now(conn) - self.task_lifetime
+            return conn.execute(
+                "DELETE FROM face_beauty_tasks WHERE state <> 'unknown' AND COALESCE(submitted_at, claimed_at) <= %s",
+                (cutoff,),
+            ).rowcount
+
+        return int(self.store.run(op, what="purge expired rows"))
+
+    def _live(self, row: tuple | None, now: float) -> JournalEntry | None:
+        if row is None:
+            return None
+        entry = entry_from_row(row, self.task_lifetime)
+        if entry.state != UNKNOWN and now >= entry.expires_at:
+            return None  # its results are gone: as if it never existed
+        return entry
+
+    def _update(self, sql: str, params: dict[str, Any], *, what: str) -> bool:
+        def op(conn: Any) -> bool:
+            return conn.execute(sql, {**params, "now": self.store.now(conn)}).rowcount > 0
+
+        return bool(self.store.run(op, what=what))
+
+
+def _require(value: object, name: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise InvalidParameterError(f"{name} must be a non-empty string, got {value!r}.")
