@@ -39,15 +39,19 @@ def add_journal_command(commands: argparse._SubParsersAction, verbose: argparse.
 
 
 def _open_journal():
-    from ..ledger.storage_paths import open_journal, state_dir
+    """The journal this user's runs use: the local SQLite file, or the farm's (FACE_BEAUTY_LEDGER_URL)."""
+    from ..ledger.ledger_choice import open_ledger
+    from ..ledger.storage_paths import state_dir
 
-    return open_journal(state_dir())
+    ledger = open_ledger(state_dir(), use_cache=False)
+    where = ledger.location if ledger.shared else str(getattr(ledger.journal, "path", ledger.location))
+    return ledger.journal, where
 
 
 def cmd_journal_list(args: argparse.Namespace) -> int:
-    journal = _open_journal()
+    journal, where = _open_journal()
     entries = journal.entries()
-    out(f"journal: {journal.path} ({len(entries)} task(s))")
+    out(f"journal: {where} ({len(entries)} task(s))")
     now = time.time()
     for entry in entries:
         age = now - (entry.submitted_at if entry.submitted_at is not None else entry.claimed_at)
@@ -62,7 +66,7 @@ def cmd_journal_forget(args: argparse.Namespace) -> int:
     if args.all == bool(args.target):
         err("error: journal forget: give a TASK_ID or FINGERPRINT, or --all (not both)")
         return EXIT_USAGE
-    journal = _open_journal()
+    journal, _where = _open_journal()
     removed = journal.forget_matching(None if args.all else args.target.strip())
     if removed == 0 and not args.all:
         err(f"error: no recorded task matches {args.target!r}; see `journal list`")

@@ -27,8 +27,9 @@ from ..errors import (
 from ..ledger.fingerprint import request_fingerprint
 from ..ledger.journal import new_owner
 from ..ledger.journal_claims import HEARTBEAT_SECONDS
-from ..ledger.result_cache import NullCache, ResultCache
-from ..ledger.storage_paths import open_journal, open_result_cache, state_dir, timings_path
+from ..ledger.ledger_choice import AnyCache, AnyJournal, open_ledger
+from ..ledger.result_cache import NullCache
+from ..ledger.storage_paths import state_dir, timings_path
 from ..params import BeautyParams
 from .backend import CREDITS_PER_IMAGE, DEFAULT_OPTIONS, RetouchOptions, RetouchOutcome
 from .image_run import ImageRun
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 
     from ..api.client import ClientSettings, FaceBeautyClient
     from ..api.protocol import TaskState
-    from ..ledger.journal import Claim, TaskJournal
+    from ..ledger.journal import Claim
     from .concurrency import AdaptiveLimiter
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,8 @@ class ApiBackend:
         self,
         client: FaceBeautyClient,
         *,
-        journal: TaskJournal | None = None,
-        cache: ResultCache | NullCache | None = None,
+        journal: AnyJournal | None = None,
+        cache: AnyCache | None = None,
         clock: Clock | None = None,
         timings: TaskTimings | None = None,
     ) -> None:
@@ -96,10 +97,11 @@ class ApiBackend:
 
         client = FaceBeautyClient(settings=settings)
         directory = state_dir(comfy_user_dir=comfy_user_dir)
+        ledger = open_ledger(directory, use_cache=use_cache)  # FACE_BEAUTY_LEDGER_URL: a farm's PostgreSQL
         return cls(
             client,
-            journal=open_journal(directory),
-            cache=open_result_cache(directory, enabled=use_cache),
+            journal=ledger.journal,
+            cache=ledger.cache,
             timings=TaskTimings(timings_path(directory)),
         )
 
