@@ -112,6 +112,14 @@ def sample_connections(server: PostgresServer, samples: list[int], stop: threadi
             continue
 
 
+def ledger_rows(url: str) -> list[tuple[str, str]]:
+    """(task id, state) of every journal row of the farm."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return [(row[0], row[1]) for row in conn.execute("SELECT task_id, state FROM face_beauty_tasks")]
+
+
 def make_lists(root: Path, workers: int, images: int, shared: float, size: int) -> list[list[Path]]:
     common = round(images * shared)
     lists = []
@@ -150,10 +158,14 @@ def farm_run(args: argparse.Namespace, root: Path, lists: list[list[Path]]) -> d
         for thread in helpers:
             thread.join()
         failures = [f"{worker.name}: {failure}" for worker in workers for failure in worker.failures]
+        paid_ids = {task["task_id"] for task in emulator.timeline()}
+        rows = ledger_rows(url)
         stats = [json.loads(line) for line in (root / "stats.jsonl").read_text().splitlines() if line]
         return {
             "wall": wall,
-            "paid": len(emulator.timeline()),
+            "paid": len(paid_ids),
+            "states": {state: sum(1 for _, s in rows if s == state) for state in {s for _, s in rows}},  # type: ignore[dict-item]
+            "unrecorded": len(paid_ids - {task_id for task_id, _ in rows}),
             "kills": sum(worker.kills for worker in workers),
             "failures": failures,  # type: ignore[dict-item]
             "ledger_s": sum(s["ledger_s"] for s in stats),
@@ -224,6 +236,10 @@ def main() -> int:
             f"{args.shared:.0%} shared, seed {args.seed}, {farm['kills']} SIGKILLs"
         )
         print(f"  paid submits {farm['paid']} for {distinct} distinct images: {verdict}")
+        print(
+            f"  journal rows by state {farm['states']}; paid tasks no row names (paid twice, or sent by a "
+            f"worker killed before it recorded the task): {farm['unrecorded']}"
+        )
         for failure in farm["failures"]:  # type: ignore[attr-defined]
             print(f"  worker failed: {failure}")
         print(f"  {total} images in {farm['wall']:.1f} s: {total / farm['wall']:.2f} images/s")
