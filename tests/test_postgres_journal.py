@@ -329,3 +329,40 @@ def test_a_role_that_may_not_create_the_tables_gets_one_line_saying_so(
     with pytest.raises(SharedLedgerUnavailable, match="permission denied") as caught:
         PostgresJournal(store).claim(FP, me())
     assert "owner" in str(caught.value)
+
+
+def test_many_threads_share_a_few_pooled_connections(postgres_url: str) -> None:
+    import threading
+
+    store = PostgresStore(postgres_url, pool_size=6)
+    opened: list[int] = []
+    connect = store._connect
+
+    def counting_connect() -> Any:
+        opened.append(1)
+        return connect()
+
+    store._connect = counting_connect  # type: ignore[method-assign]
+    journal = PostgresJournal(store)
+
+    def work(thread: int) -> None:
+        for index in range(15):
+            fp = f"{thread:02x}{index:062x}"
+            assert journal.claim(fp, me(str(thread))).action == "submit"
+            journal.record_submitted(fp, f"task-{thread}-{index}")
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(journal.entries()) == 90
+    assert 1 <= len(opened) <= 6  # 180 calls: at most one connection per thread at work, kept for reuse
+    store.close()
+    assert store._idle == []
+
+
+def test_a_record_that_cannot_be_written_says_the_task_is_paid(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = PostgresStore(f"postgresql://farm@127.0.0.1:{pg.free_port()}/ledger", clock=FakeClock(), wait=1.0)
+    with pytest.raises(SharedLedgerUnavailable, match="task T-7 is paid but not recorded"):
+        PostgresJournal(store).record_submitted(FP, "T-7")

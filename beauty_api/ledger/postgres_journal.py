@@ -171,7 +171,12 @@ class PostgresJournal:
                 )
             return True
 
-        return self.store.run(op, what=f"record paid task {task_id}", wait=wait)
+        return self.store.run(
+            op,
+            what=f"record paid task {task_id}",
+            wait=wait,
+            consequence=f"task {task_id} is paid but not recorded, so a re-run may pay for it again",
+        )
 
     def record_unknown(self, fingerprint: str, owner: str, *, note: str = "") -> bool:
         """Our submit was sent and no answer came: keep the claim as 'unknown', so no worker pays
