@@ -78,9 +78,11 @@ class Worker:
                 break
             if code == -signal.SIGKILL:
                 continue  # killed by the killer: restart with the same list
-            self.failures.append(f"exit {code}: {stderr.strip().splitlines()[-1:] or ''}")
-            if len(self.failures) >= 3:
-                break
+            # Finished, but some images failed (e.g. "outcome unknown": a request that a killed
+            # run had on the wire is not sent again until a person decides): a re-run would not change it.
+            errors = [line for line in stderr.splitlines() if "error" in line.lower()]
+            self.failures.append(f"exit {code}: {errors[-1] if errors else stderr.strip()[-300:]}")
+            break
         with self.lock:
             self.done = True
             self.process = None

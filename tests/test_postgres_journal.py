@@ -26,7 +26,7 @@ import pytest
 from beauty_api.clock import FakeClock
 from beauty_api.errors import DeadlineExceeded
 from beauty_api.ledger.journal_claims import Claim
-from beauty_api.ledger.postgres_journal import UNKNOWN, PostgresJournal
+from beauty_api.ledger.postgres_journal import CACHED, UNKNOWN, PostgresJournal
 from beauty_api.ledger.postgres_store import PostgresStore, SharedLedgerUnavailable
 
 HOST = socket.gethostname()
@@ -188,14 +188,57 @@ def test_an_unknown_outcome_blocks_every_resubmit_until_forgotten(
     journal.claim(FP, me("one"))
     assert not journal.record_unknown(FP, me("two"))  # only the claim's owner says so
     assert journal.record_unknown(FP, me("one"), note="read timeout after the upload")
-    assert journal.claim(FP, me("one")) == Claim(UNKNOWN)
-    assert journal.claim(FP, elsewhere()) == Claim(UNKNOWN)
+    assert journal.claim(FP, me("one")).action == UNKNOWN
+    assert journal.claim(FP, elsewhere()).action == UNKNOWN
     wall.now += 10_000  # never expires on its own, never purged
     assert journal.purge_expired() == 0
-    assert journal.claim(FP, me()) == Claim(UNKNOWN)
+    assert journal.claim(FP, me()).action == UNKNOWN
     assert [e.state for e in journal.entries()] == ["unknown"]
     assert journal.forget_matching(FP[:12]) == 1  # `journal forget` is the person's decision
     assert journal.claim(FP, me()).action == "submit"
+
+
+def test_a_sender_that_died_with_its_request_on_the_wire_leaves_an_unknown_outcome(
+    journal: PostgresJournal,
+) -> None:
+    dead = f"{HOST}:{dead_pid()}:x"
+    assert journal.claim(FP, dead).action == "submit"
+    journal.mark_sending(FP, dead)  # then it was killed before the answer came
+    assert journal.claim(FP, me()) == Claim(UNKNOWN, submitted_at=journal.get(FP).claimed_at)
+    assert journal.get(FP).state == "unknown"  # never taken over: the request may have been paid
+
+    other = "f" * 63 + "0"
+    assert journal.claim(other, dead).action == "submit"  # claimed, never sent: taken over freely
+    assert journal.claim(other, me()).action == "submit"
+
+
+def test_a_claim_taken_over_cannot_be_sent_by_its_old_owner(
+    journal: PostgresJournal, wall: WallClock
+) -> None:
+    journal.claim(FP, elsewhere())
+    wall.now += 181
+    assert journal.claim(FP, me()).action == "submit"
+    with pytest.raises(SharedLedgerUnavailable, match="no longer ours"):
+        journal.mark_sending(FP, elsewhere())
+    journal.mark_sending(FP, me())
+    assert journal.get(FP).state == "sending"
+    assert journal.claim(FP, elsewhere()).action == "wait"
+
+
+def test_an_answered_sync_request_is_read_from_the_cache(journal: PostgresJournal) -> None:
+    journal.claim(FP, me())
+    journal.mark_sending(FP, me())
+    assert journal.record_answered(FP)
+    assert journal.claim(FP, me("rerun")).action == CACHED
+
+
+def test_a_row_under_an_older_fingerprint_is_found_and_moved(journal: PostgresJournal) -> None:
+    old = "0" * 64
+    journal.claim(old, me())
+    journal.record_submitted(old, "task-old")
+    claim = journal.claim(FP, me("rerun"), aliases=("e" * 64, old))
+    assert (claim.action, claim.task_id) == ("resume", "task-old")
+    assert journal.get(old) is None and journal.get(FP).task_id == "task-old"
 
 
 # -- many processes ----------------------------------------------------------------------------

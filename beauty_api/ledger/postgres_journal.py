@@ -9,10 +9,13 @@ owner is provably dead (journal_claims.claim_is_stale: a process on the claimer'
 no longer runs). Times come from the server's clock, so machines whose clocks differ agree on
 every lease and age.
 
-Row states: 'submitting' -> 'submitted' (task id) -> 'result' (result URL) -> 'done'; and
-'unknown': the request was sent and no answer came, so a paid task may exist that nobody can
-find. Such a row answers UNKNOWN to every claim (no automatic re-submit) until the user forgets
-it (`journal forget`); it does not expire on its own.
+Row states: 'submitting' (claimed) -> 'sending' (the request is about to leave) -> 'submitted'
+(task id) -> 'result' (result URL) -> 'done' ('done' without a task id: a sync request's result
+went to the cache); and 'unknown': the request was sent and no answer came, so a paid task may
+exist that nobody can find. A 'sending' claim whose owner died becomes 'unknown', never a
+takeover (the dead owner's request may have been paid). An 'unknown' row answers UNKNOWN to
+every claim (no automatic re-submit) until the user forgets it (`journal forget`); it does not
+expire on its own.
 
 Fails closed: every method raises postgres_store.SharedLedgerUnavailable when the database
 cannot be used within its wait. It never answers "submit" without having recorded the claim.
@@ -21,18 +24,20 @@ cannot be used within its wait. It never answers "submit" without having recorde
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from ..clock import DEFAULT_CLOCK, CancelCheck, Clock, sleep_interruptibly
 from ..errors import DeadlineExceeded, InvalidParameterError
 from .journal_claims import CLAIM_TIMEOUT, RESUME, SUBMIT, WAIT, Claim, claim_is_stale
 from .journal_rows import COLUMNS, JournalEntry, entry_from_row
-from .postgres_store import PostgresStore
+from .postgres_store import PostgresStore, SharedLedgerUnavailable
 
 log = logging.getLogger(__name__)
 
 TASK_LIFETIME = 24 * 3600.0
 UNKNOWN = "unknown"  # a claim's answer: sent, answer not received; `journal forget` decides
+CACHED = "cached"  # a claim's answer: a sync request was answered earlier, its result is in the cache
 
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 _SELECT = f"SELECT {COLUMNS} FROM face_beauty_tasks WHERE fingerprint = %s"
@@ -59,9 +64,15 @@ class PostgresJournal:
 
     # -- claiming ------------------------------------------------------------------------------
 
-    def claim(self, fingerprint: str, owner: str, *, wait: float | None = None) -> Claim:
-        """Atomically decide whether this caller submits, resumes a recorded task, waits, or is
-        stopped by an unknown outcome. Raises SharedLedgerUnavailable rather than guess."""
+    def claim(
+        self, fingerprint: str, owner: str, *, aliases: Sequence[str] = (), wait: float | None = None
+    ) -> Claim:
+        """Atomically decide whether this caller submits, resumes, waits, reads the cache, or is
+        stopped by an unknown outcome. Raises SharedLedgerUnavailable rather than guess.
+
+        `aliases` are older fingerprints of the same request: a row found under one is moved to
+        `fingerprint` in the same transaction.
+        """
         _require(fingerprint, "fingerprint")
         _require(owner, "owner")
 
@@ -69,19 +80,38 @@ class PostgresJournal:
             with conn.transaction():
                 conn.execute(_LOCK, (fingerprint,))
                 now = self.store.now(conn)
-                entry = self._live(conn.execute(_SELECT, (fingerprint,)).fetchone(), now)
+                row = conn.execute(_SELECT, (fingerprint,)).fetchone()
+                for alias in aliases:
+                    if row is not None:
+                        break
+                    row = conn.execute(_SELECT, (alias,)).fetchone()
+                    if row is not None:
+                        conn.execute(
+                            "UPDATE face_beauty_tasks SET fingerprint = %s WHERE fingerprint = %s",
+                            (fingerprint, alias),
+                        )
+                        row = (fingerprint, *row[1:])
+                entry = self._live(row, now)
                 if entry is not None:
-                    if entry.state == UNKNOWN:
-                        return Claim(UNKNOWN)
-                    if entry.state == "submitting":
+                    if entry.state in ("submitting", "sending"):
                         if not claim_is_stale(entry.claimed_at, entry.owner, now, self.claim_timeout):
                             return Claim(WAIT)
+                        if entry.state == "sending":  # its owner died with the request maybe on the wire
+                            conn.execute(
+                                "UPDATE face_beauty_tasks SET state = 'unknown', updated_at = %s,"
+                                " note = 'its sender stopped while the request was on the wire'"
+                                " WHERE fingerprint = %s",
+                                (now, fingerprint),
+                            )
+                            return Claim(UNKNOWN, submitted_at=entry.claimed_at)
                         log.info(
-                            "Taking over a stale claim on image %s from %s (renewed %.0f s ago).",
+                            "Taking over the claim on image %s of %s (gone, or not renewed for %.0f s).",
                             fingerprint[:12],
                             entry.owner,
                             now - entry.claimed_at,
                         )
+                    elif entry.state == UNKNOWN:
+                        return Claim(UNKNOWN, submitted_at=entry.claimed_at)
                     elif entry.task_id or entry.result_url:
                         return Claim(
                             RESUME,
@@ -89,6 +119,8 @@ class PostgresJournal:
                             result_url=entry.result_url,
                             submitted_at=entry.submitted_at,
                         )
+                    elif entry.state == "done":
+                        return Claim(CACHED, submitted_at=entry.submitted_at)
                 conn.execute(
                     f"INSERT INTO face_beauty_tasks ({COLUMNS}, note)"
                     " VALUES (%s, 'submitting', NULL, %s, %s, NULL, NULL, '', %s, '')"
@@ -107,7 +139,7 @@ class PostgresJournal:
         _require(owner, "owner")
         return self._update(
             "UPDATE face_beauty_tasks SET claimed_at = %(now)s, updated_at = %(now)s"
-            " WHERE fingerprint = %(fp)s AND state = 'submitting' AND owner = %(owner)s",
+            " WHERE fingerprint = %(fp)s AND state IN ('submitting', 'sending') AND owner = %(owner)s",
             {"fp": fingerprint, "owner": owner},
             what="keep a claim alive",
         )
@@ -178,17 +210,53 @@ class PostgresJournal:
             consequence=f"task {task_id} is paid but not recorded, so a re-run may pay for it again",
         )
 
-    def record_unknown(self, fingerprint: str, owner: str, *, note: str = "") -> bool:
-        """Our submit was sent and no answer came: keep the claim as 'unknown', so no worker pays
-        again for this image until a person runs `journal forget`. True when recorded."""
+    def mark_sending(self, fingerprint: str, owner: str) -> None:
+        """Our claim's request is about to leave: should we die now, its outcome is unknown, not
+        free to take over. Raises SharedLedgerUnavailable (then nothing may be sent) when it
+        cannot be written, or when the claim is no longer ours."""
         _require(fingerprint, "fingerprint")
         _require(owner, "owner")
-        return self._update(
-            "UPDATE face_beauty_tasks SET state = 'unknown', updated_at = %(now)s, note = %(note)s"
+        if not self._update(
+            "UPDATE face_beauty_tasks SET state = 'sending', claimed_at = %(now)s, updated_at = %(now)s"
             " WHERE fingerprint = %(fp)s AND state = 'submitting' AND owner = %(owner)s",
+            {"fp": fingerprint, "owner": owner},
+            what="mark a request as leaving",
+        ):
+            raise SharedLedgerUnavailable(
+                f"The claim on image {fingerprint[:12]} in the shared ledger at {self.location} is no "
+                "longer ours (taken over after it was not renewed); nothing was sent. Re-run to pick up "
+                "the other worker's result."
+            )
+
+    def record_unknown(self, fingerprint: str, owner: str | None = None, *, note: str = "") -> bool:
+        """A request was sent and no answer came: keep the row as 'unknown', so no worker pays again
+        for this image until a person runs `journal forget`. With `owner`, only our own claim."""
+        _require(fingerprint, "fingerprint")
+        mine = "" if owner is None else " AND owner = %(owner)s"
+        return self._update(
+            "UPDATE face_beauty_tasks SET state = 'unknown', claimed_at = %(now)s, updated_at = %(now)s,"
+            f" note = %(note)s WHERE fingerprint = %(fp)s AND state IN ('submitting', 'sending'){mine}",
             {"fp": fingerprint, "owner": owner, "note": note[:200]},
-            what="record a submit whose answer never came",
+            what="record a request whose answer never came",
         )
+
+    def record_answered(self, fingerprint: str) -> bool:
+        """A sync request was answered and its result is in the cache: 'done' with no task id."""
+        _require(fingerprint, "fingerprint")
+
+        def op(conn: Any) -> bool:
+            now = self.store.now(conn)
+            conn.execute(
+                f"INSERT INTO face_beauty_tasks ({COLUMNS}, note)"
+                " VALUES (%s, 'done', NULL, '', %s, %s, NULL, '', %s, '') ON CONFLICT (fingerprint) DO UPDATE"
+                " SET state = 'done', task_id = NULL, owner = '', claimed_at = EXCLUDED.claimed_at,"
+                " submitted_at = EXCLUDED.submitted_at, result_url = NULL, request_id = '',"
+                " updated_at = EXCLUDED.updated_at, note = ''",
+                (fingerprint, now, now, now),
+            )
+            return True
+
+        return bool(self.store.run(op, what="record an answered request"))
 
     def record_result_url(self, fingerprint: str, url: str) -> bool:
         """Record where the finished task's result is, so a re-run can download it without polling."""
@@ -216,7 +284,8 @@ class PostgresJournal:
         """Drop our own 'submitting' claim: the submit ended before any request could have left."""
         _require(fingerprint, "fingerprint")
         return self._update(
-            "DELETE FROM face_beauty_tasks WHERE fingerprint = %(fp)s AND state = 'submitting' AND owner = %(owner)s",
+            "DELETE FROM face_beauty_tasks WHERE fingerprint = %(fp)s AND state IN ('submitting', 'sending')"
+            " AND owner = %(owner)s",
             {"fp": fingerprint, "owner": owner},
             what="release a claim",
         )

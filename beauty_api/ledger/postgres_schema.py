@@ -8,7 +8,7 @@ tables made), and a migration that fails leaves the database as it was. A databa
 a newer pack is refused (SchemaTooNew), never changed: an old worker must not misread it.
 
 Tables: `face_beauty_tasks` (the journal: one row per request fingerprint, states as in
-journal_rows.py plus 'unknown'), `face_beauty_results` (the cache index) and
+journal_rows.py), `face_beauty_results` (the cache index) and
 `face_beauty_blobs` (the result bytes, content-addressed, shared by keys).
 """
 
@@ -33,7 +33,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             CREATE TABLE face_beauty_tasks (
                 fingerprint  text PRIMARY KEY,
                 state        text NOT NULL
-                             CHECK (state IN ('submitting', 'submitted', 'result', 'done', 'unknown')),
+                             CHECK (state IN ('submitting', 'sending', 'submitted', 'result', 'done', 'unknown')),
                 task_id      text,
                 owner        text NOT NULL DEFAULT '',
                 claimed_at   double precision NOT NULL,
