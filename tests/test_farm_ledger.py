@@ -118,3 +118,27 @@ def _needs_postgres_for_the_shared_tests(request: pytest.FixtureRequest) -> None
     """Every test here but the SQLite one needs the driver (the fixture skips or fails as for all)."""
     if "without_the_url" not in request.node.name and "postgres_url" not in request.fixturenames:
         request.getfixturevalue("postgres_server")
+
+
+def test_the_url_chooses_the_ledger_and_a_process_keeps_one_pool_per_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_url: str
+) -> None:
+    from beauty_api.ledger.journal import TaskJournal
+    from beauty_api.ledger.ledger_choice import open_ledger
+    from beauty_api.ledger.postgres_journal import PostgresJournal
+    from beauty_api.ledger.result_cache import NullCache
+
+    local = open_ledger(tmp_path / "state")
+    assert isinstance(local.journal, TaskJournal) and not local.shared  # unset: nothing changes
+
+    config = tmp_path / "config.ini"
+    config.write_text(f"[ailabtools]\nledger_url = {postgres_url}\n")
+    config.chmod(0o600)
+    monkeypatch.setenv("AILAB_CONFIG_FILE", str(config))
+    first = open_ledger(tmp_path / "state")
+    second = open_ledger(tmp_path / "other", use_cache=False)
+    assert isinstance(first.journal, PostgresJournal) and first.shared
+    assert first.location == postgres_url
+    assert isinstance(second.journal, PostgresJournal) and isinstance(second.cache, NullCache)
+    assert first.journal.store is second.journal.store  # one connection pool per process and URL
+    assert not (tmp_path / "other" / "journal.sqlite3").exists()  # no SQLite file beside a shared ledger
