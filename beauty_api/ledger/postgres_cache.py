@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from ..errors import InvalidParameterError
 from .cache_meta import dump_meta, load_meta
 from .postgres_schema import CACHE_LOCK
-from .postgres_store import PostgresStore, SharedLedgerUnavailable
+from .postgres_store import LAZY_COMMIT, PostgresStore, SharedLedgerUnavailable
 from .result_cache import DEFAULT_MAX_AGE, DEFAULT_MAX_BYTES, SWEEP_INTERVAL, CachedResult, CacheStats
 
 log = logging.getLogger(__name__)
@@ -126,6 +126,7 @@ class PostgresResultCache:
 
         def op(conn: Any) -> None:
             with conn.transaction():
+                conn.execute(LAZY_COMMIT)  # lost in a crash: the journal still names the task to fetch again
                 conn.execute(_LOCK, (CACHE_LOCK,))
                 now = self.store.now(conn)
                 old = conn.execute("SELECT sha256 FROM face_beauty_results WHERE key = %s", (key,)).fetchone()

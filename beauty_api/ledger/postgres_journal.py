@@ -31,7 +31,7 @@ from ..clock import DEFAULT_CLOCK, CancelCheck, Clock, sleep_interruptibly
 from ..errors import DeadlineExceeded, InvalidParameterError
 from .journal_claims import CLAIM_TIMEOUT, RESUME, SUBMIT, WAIT, Claim, claim_is_stale
 from .journal_rows import COLUMNS, JournalEntry, entry_from_row
-from .postgres_store import PostgresStore, SharedLedgerUnavailable
+from .postgres_store import LAZY_COMMIT, PostgresStore, SharedLedgerUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +142,7 @@ class PostgresJournal:
             " WHERE fingerprint = %(fp)s AND state IN ('submitting', 'sending') AND owner = %(owner)s",
             {"fp": fingerprint, "owner": owner},
             what="keep a claim alive",
+            durable=False,
         )
 
     def wait_for_claim(
@@ -268,6 +269,7 @@ class PostgresJournal:
             " WHERE fingerprint = %(fp)s AND task_id IS NOT NULL",
             {"fp": fingerprint, "url": url},
             what="record a result URL",
+            durable=False,
         )
 
     def record_done(self, fingerprint: str) -> bool:
@@ -278,6 +280,7 @@ class PostgresJournal:
             " WHERE fingerprint = %(fp)s AND state IN ('submitted', 'result', 'done')",
             {"fp": fingerprint},
             what="mark a task done",
+            durable=False,
         )
 
     def release(self, fingerprint: str, owner: str) -> bool:
@@ -357,9 +360,15 @@ class PostgresJournal:
             return None  # its results are gone: as if it never existed
         return entry
 
-    def _update(self, sql: str, params: dict[str, Any], *, what: str) -> bool:
+    def _update(self, sql: str, params: dict[str, Any], *, what: str, durable: bool = True) -> bool:
+        """One statement. `durable=False` for bookkeeping that a crash may lose at no cost (a renewal,
+        a result URL, 'done'): its commit does not wait for the disk (synchronous_commit off)."""
+
         def op(conn: Any) -> bool:
-            return conn.execute(sql, {**params, "now": self.store.now(conn)}).rowcount > 0
+            with conn.transaction():
+                if not durable:
+                    conn.execute(LAZY_COMMIT)
+                return conn.execute(sql, {**params, "now": self.store.now(conn)}).rowcount > 0
 
         return bool(self.store.run(op, what=what))
 
