@@ -142,3 +142,45 @@ def test_the_url_chooses_the_ledger_and_a_process_keeps_one_pool_per_url(
     assert isinstance(second.journal, PostgresJournal) and isinstance(second.cache, NullCache)
     assert first.journal.store is second.journal.store  # one connection pool per process and URL
     assert not (tmp_path / "other" / "journal.sqlite3").exists()  # no SQLite file beside a shared ledger
+
+
+def test_a_worker_killed_with_its_request_on_the_wire_is_never_paid_for_again_silently(
+    emulator: Any, sample_rgb: np.ndarray, postgres_url: str
+) -> None:
+    import subprocess
+    import sys
+
+    from pipeline_helpers import EMULATOR_KEY, FAST
+
+    from beauty_api.api.client import FaceBeautyClient
+    from beauty_api.codec import SourceImage, encode_for_upload
+    from beauty_api.errors import SubmitOutcomeUnknown
+    from beauty_api.ledger.fingerprint import request_fingerprint
+    from beauty_api.ledger.postgres_cache import PostgresResultCache
+    from beauty_api.ledger.postgres_journal import PostgresJournal
+    from beauty_api.ledger.postgres_store import PostgresStore
+    from beauty_api.params import BeautyParams
+    from beauty_api.run.api_backend import ApiBackend
+
+    client = FaceBeautyClient(EMULATOR_KEY, emulator.base_url, settings=FAST)
+    fields = client.form_fields(BeautyParams(), "async")
+    upload = encode_for_upload(SourceImage(sample_rgb))
+    fingerprint = request_fingerprint(client.ENDPOINT, "async", fields, upload.data, base_url=client.base_url)
+    store = PostgresStore(postgres_url)
+    journal = PostgresJournal(store)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    killed = f"{__import__('socket').gethostname()}:{int(dead.stdout)}:x"
+    journal.claim(fingerprint, killed)
+    journal.mark_sending(fingerprint, killed)  # ... and then it was killed: was its request paid?
+
+    backend = ApiBackend(client, journal=journal, cache=PostgresResultCache(store))
+    with pytest.raises(SubmitOutcomeUnknown, match=f"journal forget {fingerprint[:16]}"):
+        backend.retouch(SourceImage(sample_rgb), BeautyParams())
+    assert emulator.stats.submits_received == 0  # nobody pays again on a guess
+    assert journal.forget_matching(fingerprint[:16]) == 1  # the person decides
+    assert backend.retouch(SourceImage(sample_rgb), BeautyParams()).origin == "new"
+    assert emulator.stats.paid_submits == 1
+    backend.close()
+    store.close()

@@ -22,6 +22,7 @@ from ..clock import check_cancel as raise_if_cancelled
 from ..codec import EncodedImage, SourceImage, attach_alpha, decode_image, encode_for_upload, fit_to_size
 from ..errors import (
     ImageError,
+    SubmitOutcomeUnknown,
     TaskFailedError,
 )
 from ..ledger.fingerprint import request_fingerprint
@@ -190,6 +191,12 @@ class ApiBackend:
             claim = self._claim(fingerprint, deadline, run)
             if claim is None or claim.action == "submit":
                 break
+            if claim.action == "unknown":  # the shared ledger: sent earlier, its answer never came
+                raise SubmitOutcomeUnknown(
+                    "This image was sent earlier by a worker that stopped before its answer came, so a paid "
+                    "task may exist; nothing was sent again. To send it again: "
+                    f"`python -m beauty_api journal forget {fingerprint[:16]}`."
+                )
             task_id = claim.task_id
             if task_id is None:  # the journal records a task id with every resumable claim
                 raise RuntimeError(f"the task journal returned a {claim.action!r} claim without a task id")
@@ -212,6 +219,9 @@ class ApiBackend:
             run.on_retry(event)
             sent_at[0] = self.clock.monotonic() + event.delay
 
+        mark_sending = getattr(self.journal, "mark_sending", None)  # the shared ledger's 'sending'
+        if mark_sending is not None:
+            mark_sending(fingerprint, self.owner)
         try:
             receipt = self.client.submit(
                 upload,
@@ -220,6 +230,13 @@ class ApiBackend:
                 check_cancel=self._keeping_claim_alive(fingerprint, run.check_cancel),
                 on_retry=on_submit_retry,
             )
+        except SubmitOutcomeUnknown:
+            record_unknown = getattr(self.journal, "record_unknown", None)
+            if record_unknown is not None:
+                record_unknown(fingerprint, self.owner)
+            elif self.journal is not None:
+                self.journal.release(fingerprint, self.owner)
+            raise
         except BaseException:
             if self.journal is not None:
                 self.journal.release(fingerprint, self.owner)
