@@ -160,7 +160,7 @@ def farm_run(args: argparse.Namespace, root: Path, lists: list[list[Path]]) -> d
         for thread in helpers:
             thread.join()
         failures = [f"{worker.name}: {failure}" for worker in workers for failure in worker.failures]
-        paid_ids = {task["task_id"] for task in emulator.timeline()}
+        paid_ids = {task["task_id"] for task in emulator.timeline() if not task["failed"]}
         rows = ledger_rows(url)
         stats = [json.loads(line) for line in (root / "stats.jsonl").read_text().splitlines() if line]
         return {
@@ -232,18 +232,26 @@ def main() -> int:
             args.images - round(args.images * args.shared)
         )
         farm = farm_run(args, root, lists)
-        verdict = "OK" if farm["paid"] == distinct and not farm["failures"] else "MISMATCH"
+        states = farm["states"]
+        done, unknown, unrecorded = states.get("done", 0), states.get("unknown", 0), farm["unrecorded"]
+        # Every image ends done or "outcome unknown" (a killed worker's request was on the wire: a
+        # person decides), and no image is paid twice: each paid task is a done image's recorded task
+        # or the one request of an unknown image.
+        ended = done + unknown == distinct
+        never_twice = unrecorded <= unknown and farm["paid"] == done + unrecorded
+        verdict = "OK" if ended and never_twice else "MISMATCH"
         print(
             f"farm: {args.workers} workers ({args.node_workers} node) x {args.images} images, "
             f"{args.shared:.0%} shared, seed {args.seed}, {farm['kills']} SIGKILLs"
         )
-        print(f"  paid submits {farm['paid']} for {distinct} distinct images: {verdict}")
         print(
-            f"  journal rows by state {farm['states']}; paid tasks no row names (paid twice, or sent by a "
-            f"worker killed before it recorded the task): {farm['unrecorded']}"
+            f"  paid submits {farm['paid']} for {distinct} distinct images: {done} done, paid once each; "
+            f"{unknown} outcome unknown (a kill while the request was on the wire), {unrecorded} of them paid; "
+            f"none paid twice: {verdict}"
         )
+        print(f"  journal rows by state {states}")
         for failure in farm["failures"]:  # type: ignore[attr-defined]
-            print(f"  worker failed: {failure}")
+            print(f"  worker ended with failed images: {failure}")
         print(f"  {total} images in {farm['wall']:.1f} s: {total / farm['wall']:.2f} images/s")
         share = farm["ledger_s"] / farm["image_s"] if farm["image_s"] else 0.0
         per_image = 1000 * farm["ledger_s"] / max(1, farm["images_timed"])

@@ -94,6 +94,7 @@ def run_node(inputs: list[str], out: Path, concurrency: int, batch: int) -> int:
         ("whitening", "smoothing", "thinface", "shrink_face", "enlarge_eye", "remove_eyebrow"), 50
     )
     out.mkdir(parents=True, exist_ok=True)
+    failed = 0
     for start in range(0, len(inputs), batch):
         chunk = inputs[start : start + batch]
         arrays = []
@@ -101,13 +102,18 @@ def run_node(inputs: list[str], out: Path, concurrency: int, batch: int) -> int:
             with Image.open(path) as image:
                 arrays.append(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0)
         tensor = torch.from_numpy(np.stack(arrays))
-        result, _report = asyncio.run(
-            node.retouch(tensor, **sliders, filter_type=SETTINGS["filter"], options=options)
-        )
+        try:
+            result, _report = asyncio.run(
+                node.retouch(tensor, **sliders, filter_type=SETTINGS["filter"], options=options)
+            )
+        except Exception as error:  # ComfyUI shows the error and goes on with the next queued prompt
+            print(f"error: {error}", file=sys.stderr)
+            failed += 1
+            continue
         for path, picture in zip(chunk, result, strict=True):
             rgb = (picture.numpy() * 255.0).round().clip(0, 255).astype(np.uint8)
             Image.fromarray(rgb).save(out / Path(path).name)
-    return 0
+    return 1 if failed else 0
 
 
 def main() -> int:
