@@ -124,7 +124,7 @@ def test_the_url_chooses_the_ledger_and_a_process_keeps_one_pool_per_url(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_url: str
 ) -> None:
     from beauty_api.ledger.journal import TaskJournal
-    from beauty_api.ledger.ledger_choice import open_ledger
+    from beauty_api.ledger.ledger_choice import close_shared_stores, open_ledger
     from beauty_api.ledger.postgres_journal import PostgresJournal
     from beauty_api.ledger.result_cache import NullCache
 
@@ -142,6 +142,7 @@ def test_the_url_chooses_the_ledger_and_a_process_keeps_one_pool_per_url(
     assert isinstance(second.journal, PostgresJournal) and isinstance(second.cache, NullCache)
     assert first.journal.store is second.journal.store  # one connection pool per process and URL
     assert not (tmp_path / "other" / "journal.sqlite3").exists()  # no SQLite file beside a shared ledger
+    close_shared_stores()
 
 
 def test_a_worker_killed_with_its_request_on_the_wire_is_never_paid_for_again_silently(

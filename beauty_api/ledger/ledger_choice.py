@@ -71,3 +71,12 @@ def shared_store(url: str) -> PostgresStore:
         if store is None:
             store = _stores[url] = PostgresStore(url)
         return store
+
+
+def close_shared_stores() -> None:
+    """Close every pool this process opened (tests; a process that exits needs not call it)."""
+    with _stores_lock:
+        stores = list(_stores.values())
+        _stores.clear()
+    for store in stores:
+        store.close()
