@@ -28,9 +28,13 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "FaceBeautyLocal": "Face Beauty (Local)",
 }
 
+# The web extension (web/face_beauty_status.js): keeps the node's last text after the job, where
+# frontend 1.58 clears it. ComfyUI serves the folder under /extensions/<pack folder>/.
+WEB_DIRECTORY = "./web"
+
 # The file the example workflows' Load Image nodes open (tests/test_workflows.py checks them).
 SAMPLE_INPUT_NAME = "face_beauty_pro_sample_portrait.png"
 
 provide_input_file(Path(__file__).parent / "beauty_api" / "data" / "sample_portrait.png", SAMPLE_INPUT_NAME)
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]

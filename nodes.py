@@ -10,6 +10,7 @@ whose name has hyphens and is not on sys.path.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,10 +26,12 @@ from .beauty_api.timeouts import DEFAULT_TIMEOUT, check_timeout
 from .beauty_api.timeouts import TIMEOUT_MAX as TIMEOUT_MAX_S
 from .beauty_api.timeouts import TIMEOUT_MIN as TIMEOUT_MIN_S
 from .face_beauty_nodes import bridge
+from .face_beauty_nodes.requeue import INCOMPLETE_RUNS, run_key
 from .face_beauty_nodes.runner import FaceBeautyProError, RunPlan, run_retouch
 from .face_beauty_nodes.widgets import CATEGORY, retouch_widgets
 
 OPTIONS_TYPE = "FACE_BEAUTY_OPTIONS"
+WIDGET_NAMES = tuple(retouch_widgets())  # the six sliders and filter_type, as ComfyUI names them
 ON_FAILURE_CHOICES = ("fail", "pass through")
 TIMEOUT_MIN, TIMEOUT_MAX, TIMEOUT_DEFAULT = int(TIMEOUT_MIN_S), int(TIMEOUT_MAX_S), int(DEFAULT_TIMEOUT)
 # Words people type in the node search. Newer ComfyUI versions send SEARCH_ALIASES to the frontend
@@ -81,8 +84,12 @@ class FaceBeautyRunOptions:
     def client_settings(self) -> ClientSettings:
         return ClientSettings(timeout=float(self.timeout_seconds))
 
-    def run_plan(self) -> RunPlan:
-        """How the runner retouches with these settings: the API backend, built when the node runs."""
+    def run_plan(self, on_incomplete: Callable[[], None] | None = None) -> RunPlan:
+        """How the runner retouches with these settings: the API backend, built when the node runs.
+
+        `on_incomplete` makes a re-queue retry failed images; only with the cache on, where the
+        images that succeeded come back at 0 credits (off, a retry would pay for all again).
+        """
 
         def make_backend() -> ApiBackend:
             return ApiBackend.from_environment(
@@ -96,6 +103,7 @@ class FaceBeautyRunOptions:
             retouch_options=self.retouch_options(),
             concurrency=self.concurrency,
             pass_through=self.on_failure != "fail",
+            on_incomplete=on_incomplete if self.use_cache else None,
         )
 
 
@@ -111,7 +119,8 @@ class FaceBeautyPro:
         "(0 = off, 100 = strongest), plus an optional colour filter. "
         f"Paid API: each new image costs {CREDITS_PER_IMAGE} AILabTools credits (about $0.04). "
         "Re-running an unchanged graph costs nothing: ComfyUI reuses the output, and results are "
-        "also kept in a local cache. The API key comes from the AILAB_API_KEY environment variable "
+        "also kept in a local cache; after a run in which images failed (passed through), "
+        "queueing again retries just those. The API key comes from the AILAB_API_KEY environment variable "
         "or the pack's config file (see README), never from a widget, so it is never saved in "
         "workflows or image metadata. Cancel stops waiting at once; a re-run resumes a task that "
         "was already paid for."
@@ -149,6 +158,15 @@ class FaceBeautyPro:
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
+    @classmethod
+    def IS_CHANGED(cls, unique_id: object = None, **inputs: object) -> int:
+        """ComfyUI's cache key part: moves on after a run that left images to retry (requeue.py).
+
+        ComfyUI passes the linked inputs (image, options) as None here, so only the node id and
+        the widget values tell one request from another.
+        """
+        return INCOMPLETE_RUNS.generation(run_key(unique_id, widget_values(inputs)))
+
     async def retouch(
         self,
         image: Any,
@@ -172,12 +190,18 @@ class FaceBeautyPro:
             "enlarge_eye": enlarge_eye,
             "remove_eyebrow": remove_eyebrow,
         }
+        key = run_key(unique_id, widget_values({**sliders, "filter_type": filter_type}))
         return await run_retouch(
             image,
             lambda: BeautyParams(**sliders, filter_type=filter_type),
-            run_options.run_plan(),
+            run_options.run_plan(on_incomplete=lambda: INCOMPLETE_RUNS.mark_incomplete(key)),
             node_id=None if unique_id is None else str(unique_id),
         )
+
+
+def widget_values(inputs: dict[str, object]) -> dict[str, object]:
+    """The retouch widgets among a node's inputs (what IS_CHANGED and the run both key on)."""
+    return {name: inputs.get(name) for name in WIDGET_NAMES}
 
 
 class FaceBeautyProOptions:
@@ -244,7 +268,7 @@ class FaceBeautyProOptions:
                         "default": "fail",
                         "tooltip": "fail: the node fails, naming every failed image (the others are "
                         "kept in the cache). pass through: failed images come out unchanged and "
-                        "the report lists them.",
+                        "the report lists them; queue again to retry just those.",
                     },
                 ),
                 "use_cache": (

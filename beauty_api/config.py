@@ -266,26 +266,49 @@ def _validate_base_url(value: str, source: str) -> str:
     problem = _url_problem(text)
     if problem:
         raise ConfigurationError(
-            f"The API base URL from {source} ({text!r}) is not usable: {problem}. Use an http(s) address "
-            f"with a host, e.g. {DEFAULT_BASE_URL}, or unset {ENV_BASE_URL} to use that default."
+            f"The API base URL from {source} ({shown_address(text)}) is not usable: {problem}. Use an http(s) "
+            f"address with a host, e.g. {DEFAULT_BASE_URL}, or unset {ENV_BASE_URL} to use that default."
         )
     return text.rstrip("/")
+
+
+def shown_address(text: str) -> str:
+    """What an error may show of a configured address: scheme, host, port and path, nothing else.
+
+    A user name, password, query string or fragment may hold a secret (in plain or
+    percent-encoded form), so they are never shown, not even in part."""
+    try:
+        parts = urlsplit(text.strip())
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "<an address that cannot be parsed>"
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return "<not an http(s) address>"
+    host = f"[{host}]" if ":" in host else host
+    where = f"{parts.scheme.lower()}://{host}" + (f":{port}" if port is not None else "")
+    plain = all(ch.isprintable() and not ch.isspace() and ch not in "%=;@" for ch in parts.path)
+    path = parts.path if plain else "/..."
+    hidden = bool(parts.username or parts.password or parts.query or parts.fragment) or not plain
+    return f"'{where}{path}'" + (" (with the rest left out)" if hidden else "")
 
 
 def _url_problem(text: str) -> str:
     try:
         parts = urlsplit(text)
         parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError as error:
-        return f"it cannot be parsed ({error})"
+    except ValueError:
+        return "it cannot be parsed (check the host and the port)"
     if parts.scheme.lower() not in ("http", "https"):
         return "it does not start with http:// or https://"
     if not parts.hostname:
         return "it has no host name"
     if parts.username or parts.password:
         return "it contains a user name or password (credentials do not belong in the URL)"
-    if parts.query or parts.fragment:
+    if parts.query or parts.fragment or "?" in text or "#" in text:
         return "it has a query string or fragment (give only the address, e.g. https://host[/prefix])"
+    if any(ch in parts.path for ch in "%=;@"):
+        return "its path has characters an API address never needs (%, =, ; or @)"
     if any(ch.isspace() for ch in text):
         return "it contains spaces"
     return ""

@@ -59,6 +59,20 @@ class SubmitOutcomeUnknown(TransportError):
     """
 
 
+class LedgerUnavailable(BeautyError):
+    """The task journal cannot be read or written, so nothing was sent: the ledger fails closed.
+
+    The message is one line naming the file and the one action that fixes it; a request the
+    ledger might know is never sent while it cannot be asked.
+    """
+
+    transient: bool = False  # True while another process holds the lock: worth waiting for
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+
 class ResumeFailed(BeautyError):
     """A task paid earlier could not be resumed, and whether it still can be is unknown.
 

@@ -9,7 +9,6 @@ interrupt exception itself, which must propagate so ComfyUI reports the run as i
 
 from __future__ import annotations
 
-import html
 import importlib
 import logging
 import shutil
@@ -137,16 +136,35 @@ def progress_bar(total: int, node_id: str | None = None) -> ProgressBarLike:
         return bar_class(total)
 
 
+# U+2060 WORD JOINER: invisible, and no line break opportunity.
+WORD_JOINER = "\u2060"
+# Markdown's hard line break: two spaces before the newline.
+MARKDOWN_BREAK = "  \n"
+
+
+def frontend_text(text: str) -> str:
+    """`text` as it must be sent so that every frontend shows exactly it, never markup.
+
+    The frontends render progress text three ways: 1.27 as HTML (innerHTML after nl2br and
+    linkify; nothing escaped), 1.58 as escaped text (escapeHtml, then nl2br), and 1.58's Vue
+    nodes as Markdown (marked, then DOMPurify). No escaping suits all three: escaped text shows
+    `&lt;` in 1.58, unescaped `<your key>` is a tag in 1.27 and in Markdown. A word joiner after
+    every `<` and `&` makes neither a tag nor an entity in any of them, and shows nothing; two
+    spaces before each newline make Markdown keep the line break (HTML ignores them).
+    """
+    text = text.replace("<", "<" + WORD_JOINER).replace("&", "&" + WORD_JOINER)
+    return MARKDOWN_BREAK.join(line.rstrip(" ") for line in text.split("\n"))
+
+
 def send_progress_text(text: str, node_id: str | None) -> None:
     """Show `text` under the node in the ComfyUI frontend, if there is a frontend to show it.
 
-    The frontend (1.27) puts this text into the page as HTML (its TextPreviewWidget sets
-    innerHTML after turning newlines into <br> and URLs into links), so it is escaped here: an
-    API error message must never become markup, and "<your key>" must stay visible.
+    Sent as frontend_text(text); the pack's web extension (web/face_beauty_status.js) keeps the
+    last text on the node after the job, where the frontend (1.58) clears it.
     """
     if node_id is None:
         return
-    text = html.escape(text, quote=False)
+    text = frontend_text(text)
     server = _comfy_module("server")
     prompt_server = getattr(getattr(server, "PromptServer", None), "instance", None)
     send = getattr(prompt_server, "send_progress_text", None)

@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..beauty_api import codec
+from ..beauty_api.local.faces.limits import MAX_FACES
 from ..beauty_api.params import BeautyParams
 from ..beauty_api.run.backend import DEFAULT_OPTIONS, RetouchBackend
 from . import bridge
 from .runner import FaceBeautyProError, RunPlan, run_retouch
-from .widgets import CATEGORY, retouch_widgets
+from .widgets import CATEGORY, max_faces_widget, retouch_widgets
 
 # -- Face Beauty Face Mask (offline face analysis, no API) ----------------------------------------
 
@@ -72,10 +73,7 @@ class FaceBeautyFaceMask:
                         "tooltip": "Moves the outline outward by this many pixels (negative shrinks it).",
                     },
                 ),
-                "max_faces": (
-                    "INT",
-                    {"default": 4, "min": 1, "max": 32, "tooltip": "At most this many faces per image."},
-                ),
+                "max_faces": max_faces_widget(),
                 "video": (
                     "BOOLEAN",
                     {
@@ -88,20 +86,39 @@ class FaceBeautyFaceMask:
         }
 
     def mask(
-        self, image: Any, region: str, feather: float, grow: float, max_faces: int = 4, video: bool = False
+        self,
+        image: Any,
+        region: str,
+        feather: float,
+        grow: float,
+        max_faces: int = MAX_FACES,
+        video: bool = False,
     ) -> tuple[Any]:
         """Analyse each image (or track the batch) and rasterise the region's mask."""
+        from ..beauty_api.local.needs import EngineUnavailable, require
+
+        try:
+            require("Face Beauty Face Mask")
+        except EngineUnavailable as error:
+            raise FaceBeautyProError(str(error)) from None
         import torch
 
-        from ..beauty_api.local.faces.analysis import FaceAnalyzer, load_analyzer
+        from ..beauty_api.local.faces.analysis import load_analyzer
         from ..beauty_api.local.faces.models import ModelFileError
         from ..beauty_api.local.faces.regions import region_mask
 
+        if image.dim() != 4 or image.shape[-1] not in (1, 2, 3, 4):
+            raise FaceBeautyProError(
+                f"Face Mask: expected an IMAGE batch (B x H x W x channels), got shape {tuple(image.shape)}; "
+                "connect an image output (Load Image, VAE Decode, ...)"
+            )
+        if image.shape[-1] < 3:  # gray (or gray + alpha): the face models see it as gray RGB
+            image = image[..., :1].expand(-1, -1, -1, 3)
         try:
             shared = load_analyzer(image.device)
         except (ModelFileError, ImportError) as error:
             raise FaceBeautyProError(str(error)) from None
-        analyzer = FaceAnalyzer(shared.detector, shared.mesh, max_faces=max_faces)
+        analyzer = shared.configured(max_faces=max_faces)
         _, height, width, _ = image.shape
         if video:
             per_image = analyzer.track(image)
@@ -130,7 +147,8 @@ class FaceBeautyLocal:
         "for the API, or when the API's exact look is not needed. The looks are our own design inspired "
         "by the API's names (the API's are not published). Faces are found with MediaPipe's face mesh run "
         "by torch; an image without a face gets the filter only and the report says 'no face'. The same "
-        "input and settings always give the same output."
+        "input and settings give the same output on the same machine (a different number of CPU threads "
+        "may change a few pixels by one level)."
     )
     CATEGORY = CATEGORY
     FUNCTION = "retouch"
@@ -157,7 +175,8 @@ class FaceBeautyLocal:
                         "tooltip": "Treat the batch as frames of one video: faces are tracked from frame "
                         "to frame and smoothed, so the reshaping does not jitter. Off: each image on its own.",
                     },
-                )
+                ),
+                "max_faces": max_faces_widget(),
             },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
@@ -173,6 +192,7 @@ class FaceBeautyLocal:
         remove_eyebrow: int,
         filter_type: str,
         video: bool = False,
+        max_faces: int = MAX_FACES,
         unique_id: str | None = None,
     ) -> tuple[Any, str]:
         """Retouch the batch in a worker thread, with Face Beauty Pro's run loop: the same progress,
@@ -190,10 +210,18 @@ class FaceBeautyLocal:
             )
 
         def make_backend() -> RetouchBackend:
+            from ..beauty_api.local.needs import EngineUnavailable, require
+
+            try:
+                require("Face Beauty (Local)")
+            except EngineUnavailable as error:
+                raise FaceBeautyProError(str(error)) from None
             from ..beauty_api.local.retouch.backend import LocalBackend
 
             # CPU: the path the tests and benchmarks measure (LocalEngine takes a device).
-            return LocalBackend(device="cpu", video=codec.lazy_batch(image) if video else None)
+            return LocalBackend(
+                device="cpu", video=codec.lazy_batch(image) if video else None, max_faces=max_faces
+            )
 
         plan = RunPlan(
             make_backend=make_backend, retouch_options=DEFAULT_OPTIONS, concurrency=1, pass_through=False

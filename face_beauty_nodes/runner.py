@@ -60,6 +60,9 @@ class RunPlan:
     retouch_options: RetouchOptions
     concurrency: int
     pass_through: bool  # failed images come out unchanged instead of failing the node
+    # Called when the batch ends with images still to retouch (failed, not sent, or running at
+    # the deadline), so a re-queue runs the node again (requeue.py); None: it does not.
+    on_incomplete: Callable[[], None] | None = None
 
 
 async def run_retouch(
@@ -161,11 +164,14 @@ def _retouch_blocking(
             check_cancel=watch,
             keep_images=False,
         )
-    status.finish(result, passed_through=plan.pass_through)
+    retry = plan.on_incomplete is not None
+    if result.failures and plan.on_incomplete is not None:
+        plan.on_incomplete()
+    status.finish(result, passed_through=plan.pass_through, retry_on_requeue=retry)
     if not plan.pass_through:
         result.raise_for_failures()
     tensor = output.tensor(passed_through=[failure.index for failure in result.failures])
-    report = report_text(result, passed_through=plan.pass_through)
+    report = report_text(result, passed_through=plan.pass_through, retry_on_requeue=retry)
     log.info("Face Beauty Pro:\n%s", report)
     return tensor, report
 

@@ -51,6 +51,14 @@ SHOWN_IMAGES = 3
 # An error that stopped the run gets this many lines (the error dialog has the whole message).
 ERROR_LINES = 6
 CANCELLED_LINES = ("cancelled", "queue again to resume", "without paying")
+RETRY_LINE = "queue again to retry"  # the node's last line after images were passed through
+REQUEUE_RETRIES = (
+    "queue again to retry the failed image(s); the others come back from the result cache, 0 credits"
+)
+REQUEUE_KEEPS = (
+    "use_cache is off, so a re-queue keeps this output (a retry would pay for every image again); "
+    "turn use_cache on to retry only the failed image(s)"
+)
 
 
 @dataclass
@@ -121,7 +129,9 @@ class NodeStatus:
             elif image.stage != "not_sent":
                 image.stage = "failed"
 
-    def finish(self, result: BatchResult, passed_through: bool = False) -> None:
+    def finish(
+        self, result: BatchResult, passed_through: bool = False, retry_on_requeue: bool = False
+    ) -> None:
         """The batch ended: per-image results, failures with their reasons, and the summary."""
         for index, outcome in enumerate(result.outcomes):
             if outcome is not None:
@@ -133,7 +143,7 @@ class NodeStatus:
                     if image.stage != "not_sent":
                         image.stage = "failed"
                     image.reason = image.reason or one_line(str(failure.error))
-            self._final = self._summary(result, passed_through)
+            self._final = self._summary(result, passed_through, retry_on_requeue)
             self._ended = self.clock.monotonic()
 
     def cancelled(self) -> None:
@@ -188,7 +198,7 @@ class NodeStatus:
             lines.append(f"+{len(active) - SHOWN_IMAGES} more")
         return lines
 
-    def _summary(self, result: BatchResult, passed_through: bool) -> tuple[str, ...]:
+    def _summary(self, result: BatchResult, passed_through: bool, retry: bool) -> tuple[str, ...]:
         seconds = int(self.clock.monotonic() - self.started)
         counts = result.counts()
         failed = [(n, i) for n, i in enumerate(self._images, start=1) if i.stage == "failed"]
@@ -201,6 +211,8 @@ class NodeStatus:
         lines = [f"done · {', '.join(parts) or 'nothing to do'} · {seconds} s", credit_line(result)]
         for number, image in (failed + unsent)[:SHOWN_IMAGES]:
             lines += wrap(f"image {number}: {image.reason or image.stage}")
+        if (failed or unsent) and retry:
+            lines.append(RETRY_LINE)
         return tuple(lines)
 
     def _failure_lines(
@@ -304,8 +316,9 @@ def wrap(text: str, width: int = LINE_WIDTH, max_lines: int = 4) -> list[str]:
     return lines
 
 
-def report_text(result: BatchResult, passed_through: bool) -> str:
-    """The node's `report` output: one line per image (numbered from 1), then the total.
+def report_text(result: BatchResult, passed_through: bool, retry_on_requeue: bool = False) -> str:
+    """The node's `report` output: one line per image (numbered from 1), the total, and what a
+    re-queue does about images passed through.
 
     Worded like the node's text: "paid ... when made" stays true when ComfyUI re-serves it.
     """
@@ -335,6 +348,8 @@ def report_text(result: BatchResult, passed_through: bool) -> str:
         f"total: {len(result.outcomes)} image(s): {local}{counts['new']} new, {counts['cached']} cached, "
         f"{counts['resumed']} resumed, {len(result.failures)} failed; {credit_line(result)}"
     )
+    if result.failures and passed_through:
+        lines.append(REQUEUE_RETRIES if retry_on_requeue else REQUEUE_KEEPS)
     return "\n".join(lines)
 
 

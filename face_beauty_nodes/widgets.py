@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..beauty_api.local.faces.limits import MAX_FACES, MAX_FACES_LIMIT
 from ..beauty_api.params import (
     FILTER_NAMES,
     NO_FILTER,
@@ -46,3 +47,17 @@ def retouch_widgets() -> dict[str, Any]:
         },
     )
     return widgets
+
+
+def max_faces_widget() -> tuple[str, dict[str, Any]]:
+    """The offline nodes' face limit: the best-scoring faces of each image are kept."""
+    return (
+        "INT",
+        {
+            "default": MAX_FACES,
+            "min": 1,
+            "max": MAX_FACES_LIMIT,
+            "tooltip": "At most this many faces per image (the clearest first). Faces down to about "
+            "40 px wide are found, in pictures of any size.",
+        },
+    )

@@ -15,10 +15,11 @@ ROOT = Path(__file__).resolve().parent.parent
 PACK_NAME = "ComfyUI-Face-Beauty-Pro"
 
 
-def exec_pack(name: str = PACK_NAME) -> types.ModuleType:
-    """Execute the pack's __init__.py as package `name` (a fresh import each call)."""
+def exec_pack(name: str = PACK_NAME, root: Path = ROOT) -> types.ModuleType:
+    """Execute the `__init__.py` in `root` (default: this checkout) as package `name` (a fresh
+    import each call)."""
     spec = importlib.util.spec_from_file_location(
-        name, ROOT / "__init__.py", submodule_search_locations=[str(ROOT)]
+        name, root / "__init__.py", submodule_search_locations=[str(root)]
     )
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module

@@ -89,7 +89,8 @@ class FakeComfy:
         self.lock = threading.RLock()
         self.flag = False
         self.bars: list[FakeBar] = []
-        self.texts: list[tuple[str, str]] = []
+        self.texts: list[tuple[str, str]] = []  # as a person reads them (see send_progress_text)
+        self.sent_texts: list[str] = []  # as sent
         fake = self
 
         class InterruptProcessingException(Exception):
@@ -120,8 +121,11 @@ class FakeComfy:
             instance: Any = None
 
             def send_progress_text(self, text: str, node_id: str, sid: Any = None) -> None:
+                # What every frontend shows: no word joiners, no trailing spaces (test_frontend_text.py).
+                read = "\n".join(line.rstrip(" ") for line in text.replace("\u2060", "").split("\n"))
                 with fake.lock:
-                    fake.texts.append((text, node_id))
+                    fake.sent_texts.append(text)
+                    fake.texts.append((read, node_id))
 
         PromptServer.instance = PromptServer()
         server = types.ModuleType("server")
@@ -282,10 +286,20 @@ def test_every_input_has_a_tooltip_and_no_secret_widget(pack: types.ModuleType) 
 
 
 def test_node_is_deterministic_for_comfyui_cache(pack: types.ModuleType) -> None:
-    """No IS_CHANGED / NOT_IDEMPOTENT: an unchanged graph is served from ComfyUI's cache, unpaid."""
-    for node_class in pack.NODE_CLASS_MAPPINGS.values():
-        assert not hasattr(node_class, "IS_CHANGED")
+    """No NOT_IDEMPOTENT, and IS_CHANGED only on the API node, stable until a run leaves images
+    to retry: an unchanged graph is served from ComfyUI's cache, unpaid."""
+    for name, node_class in pack.NODE_CLASS_MAPPINGS.items():
         assert not getattr(node_class, "NOT_IDEMPOTENT", False)
+        assert hasattr(node_class, "IS_CHANGED") == (name == "FaceBeautyPro")
+    node = pack.NODE_CLASS_MAPPINGS["FaceBeautyPro"]
+    first = comfy_is_changed(node, "never-run", RETOUCH)
+    assert first == comfy_is_changed(node, "never-run", RETOUCH) == 0
+
+
+def comfy_is_changed(node_class: Any, unique_id: str, settings: dict[str, Any]) -> Any:
+    """IS_CHANGED called the way ComfyUI 0.3.64 calls it (execution.py IsChangedCache): widget
+    values and hidden inputs as they are in the prompt, linked inputs (image, options) as None."""
+    return node_class.IS_CHANGED(image=None, options=None, unique_id=unique_id, **settings)
 
 
 def test_description_states_cost_and_key_source(pack: types.ModuleType) -> None:
@@ -427,7 +441,94 @@ def test_pass_through_returns_failed_images_unchanged(api: Any, nodes: types.Mod
     assert torch.equal(output[failed], image[failed]), "the failed image must come out unchanged"
     for index in {0, 1, 2} - {failed}:
         assert not torch.allclose(output[index], image[index], atol=0.02)
-    assert report.splitlines()[-1].endswith("1 failed; paid 30 credits when made")
+    assert report.splitlines()[-2].endswith("1 failed; paid 30 credits when made")
+
+
+# -- a re-queue retries what failed ---------------------------------------------------------------
+
+
+def test_requeue_after_pass_through_retries_the_failed_image_and_reuses_the_others(
+    api: Any, nodes: types.ModuleType
+) -> None:
+    node_class = nodes.FaceBeautyPro
+    image = portraits(3)
+    options = nodes.FaceBeautyRunOptions(concurrency=1, on_failure="pass through")
+    api.faults.fail_tasks(1, code="PROCESSING_FAILURE")
+    before = comfy_is_changed(node_class, "21", RETOUCH)
+
+    first, report = run_node(node_class(), image, RETOUCH, options=options, unique_id="21")
+
+    (failed,) = [int(n) - 1 for n in re.findall(r"^image (\d): FAILED", report, re.MULTILINE)]
+    assert torch.equal(first[failed], image[failed])
+    assert report.splitlines()[-1].startswith("queue again to retry the failed image(s)")
+    after_failure = comfy_is_changed(node_class, "21", RETOUCH)
+    assert after_failure != before, "ComfyUI would serve the incomplete output from its cache"
+    assert api.stats.tasks_created == 3
+
+    # The cause is gone (the fault was one task); ComfyUI sees a new IS_CHANGED and runs the node.
+    second, report = run_node(node_class(), image, RETOUCH, options=options, unique_id="21")
+
+    lines = report.splitlines()
+    assert lines[failed].startswith(f"image {failed + 1}: new, task ")
+    assert [" cached, " in line for line in lines[:3]].count(True) == 2
+    assert lines[-1].endswith("2 cached, 0 resumed, 0 failed; paid 15 credits when made")
+    assert api.stats.tasks_created == 4, "only the failed image was sent again"
+    assert not torch.allclose(second[failed], image[failed], atol=0.02), "the failed image is retouched"
+    for index in {0, 1, 2} - {failed}:
+        assert torch.equal(second[index], first[index])
+    # Every image succeeded: IS_CHANGED stays put, so the next queue is ComfyUI's cache hit.
+    assert comfy_is_changed(node_class, "21", RETOUCH) == after_failure
+    assert comfy_is_changed(node_class, "21", RETOUCH) == after_failure
+
+
+def test_requeue_retry_is_per_node_and_settings_and_never_repeats_a_value(
+    api: Any, nodes: types.ModuleType
+) -> None:
+    node_class = nodes.FaceBeautyPro
+    options = nodes.FaceBeautyRunOptions(on_failure="pass through")
+    other_settings = RETOUCH | {"whitening": 61}
+    untouched = (
+        comfy_is_changed(node_class, "23", RETOUCH),
+        comfy_is_changed(node_class, "22", other_settings),
+    )
+    seen = [comfy_is_changed(node_class, "22", RETOUCH)]
+    for _ in range(2):  # the API keeps failing: every queue runs the node again, with a new value
+        api.faults.fail_tasks(1)
+        run_node(node_class(), portraits(1), RETOUCH, options=options, unique_id="22")
+        seen.append(comfy_is_changed(node_class, "22", RETOUCH))
+    assert len(set(seen)) == 3
+    # Another node, or the same node with other settings, keeps its value.
+    assert (
+        comfy_is_changed(node_class, "23", RETOUCH),
+        comfy_is_changed(node_class, "22", other_settings),
+    ) == untouched
+    # ComfyUI may hand a slider over as 61.0: the same request.
+    as_floats = {name: float(value) if name != "filter_type" else value for name, value in RETOUCH.items()}
+    assert comfy_is_changed(node_class, "22", as_floats) == seen[-1]
+
+
+def test_requeue_does_not_retry_when_the_cache_is_off(api: Any, nodes: types.ModuleType) -> None:
+    """Without the result cache a retry would pay for every image again: ComfyUI keeps the output."""
+    node_class = nodes.FaceBeautyPro
+    options = nodes.FaceBeautyRunOptions(on_failure="pass through", use_cache=False)
+    before = comfy_is_changed(node_class, "24", RETOUCH)
+    api.faults.fail_tasks(1)
+
+    _, report = run_node(node_class(), portraits(2), RETOUCH, options=options, unique_id="24")
+
+    assert comfy_is_changed(node_class, "24", RETOUCH) == before
+    assert report.splitlines()[-1].startswith("use_cache is off, so a re-queue keeps this output")
+
+
+def test_node_text_says_queue_again_after_images_were_passed_through(
+    api: Any, nodes: types.ModuleType, comfy: FakeComfy
+) -> None:
+    options = nodes.FaceBeautyRunOptions(concurrency=1, on_failure="pass through")
+    api.faults.fail_tasks(1, code="ERROR_NO_FACE_IN_FILE")
+    run_node(nodes.FaceBeautyPro(), portraits(2), RETOUCH, options=options, unique_id="25")
+    final = [text for text, node in comfy.texts if node == "25"][-1]
+    assert "1 passed through" in final
+    assert final.splitlines()[-1] == "queue again to retry"
 
 
 def test_invalid_widget_value_is_refused_before_any_request(api: Any, nodes: types.ModuleType) -> None:
@@ -587,13 +688,12 @@ def test_bridge_is_a_no_op_without_comfyui(bridge: types.ModuleType, no_comfy: N
     assert watch() is None and not watch.tripped
 
 
-def test_progress_text_is_escaped_because_the_frontend_renders_html(
-    bridge: types.ModuleType, comfy: FakeComfy
-) -> None:
-    bridge.send_progress_text("set AILAB_API_KEY=<your key> & restart\n<img src=x onerror=alert(1)>", "4")
+def test_progress_text_is_sent_as_frontend_text(bridge: types.ModuleType, comfy: FakeComfy) -> None:
+    bridge.send_progress_text("set AILAB_API_KEY=<your key>\nthen restart", "4")
     ((text, node_id),) = comfy.texts
     assert node_id == "4"
-    assert text == "set AILAB_API_KEY=&lt;your key&gt; &amp; restart\n&lt;img src=x onerror=alert(1)&gt;"
+    assert comfy.sent_texts == [bridge.frontend_text("set AILAB_API_KEY=<your key>\nthen restart")]
+    assert text == "set AILAB_API_KEY=<your key>\nthen restart"  # each frontend: test_frontend_text.py
 
 
 def test_interrupt_watch_is_sticky_across_threads(bridge: types.ModuleType, comfy: FakeComfy) -> None:
@@ -683,3 +783,63 @@ def test_the_node_converts_one_image_at_a_time_and_fills_its_output_in_place(
     assert output.shape == image.shape and output.dtype == torch.float32
     assert all(not torch.equal(output[i], image[i]) for i in range(4))  # every result is in place
     assert report.count("new") >= 4
+
+
+# -- one ledger per OS user (issue 16) -----------------------------------------------------------
+
+
+def _per_user_state(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No FACE_BEAUTY_STATE_DIR: the real precedence, with the per-user cache folder under tmp_path."""
+    monkeypatch.delenv("FACE_BEAUTY_STATE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    return tmp_path / "xdg-cache" / "face-beauty-pro"
+
+
+def test_the_node_then_the_cli_on_the_same_picture_pay_once(
+    api: Any, nodes: types.ModuleType, comfy: FakeComfy, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    from beauty_api.cli.main import main
+
+    _per_user_state(monkeypatch, tmp_path)
+    image = portraits(1)
+    run_node(nodes.FaceBeautyPro(), image, RETOUCH)
+    assert api.stats.paid_submits == 1
+    picture = tmp_path / "portrait.png"
+    Image.fromarray((image[0].numpy() * 255).round().astype(np.uint8)).save(picture)
+    flags = [
+        f"--{name.replace('_', '-')}={value}" for name, value in RETOUCH.items() if name != "filter_type"
+    ]
+    assert main(["retouch", str(picture), *flags, "--filter", "Sakura", "-o", str(tmp_path / "out.png")]) == 0
+    assert api.stats.paid_submits == 1  # the CLI found the node's result in the one per-user ledger
+
+
+def test_comfyuis_older_ledger_is_taken_over_on_first_use(
+    api: Any, nodes: types.ModuleType, comfy: FakeComfy, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from beauty_api.ledger.storage_paths import legacy_comfy_dir, open_journal
+
+    state = _per_user_state(monkeypatch, tmp_path)
+    old = legacy_comfy_dir(tmp_path / "comfy-user")
+    monkeypatch.setenv("FACE_BEAUTY_STATE_DIR", str(old))  # the old version wrote its ledger there
+    image = portraits(1)
+    run_node(nodes.FaceBeautyPro(), image, RETOUCH)
+    open_journal(old).claim("a" * 64, "elsewhere:1:x")  # and one claim nobody may lose
+    monkeypatch.delenv("FACE_BEAUTY_STATE_DIR")
+    run_node(nodes.FaceBeautyPro(), image, RETOUCH)  # the upgraded node: per-user ledger, old one merged
+    assert api.stats.paid_submits == 1
+    assert not old.exists() and list(old.parent.glob("face_beauty_pro.merged-*"))
+    assert open_journal(state).get("a" * 64) is not None
+
+
+def test_a_secret_in_the_configured_address_never_reaches_the_node(
+    api: Any, nodes: types.ModuleType, comfy: FakeComfy, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    runner = sys.modules[f"{PACK_NAME}.face_beauty_nodes.runner"]
+    for address in ("https://user:s3cret@host/", "https://host/?key=s3cret", "https://host/#s3cret"):
+        monkeypatch.setenv("AILAB_API_BASE_URL", address)
+        with pytest.raises(runner.FaceBeautyProError) as caught:
+            run_node(nodes.FaceBeautyPro(), portraits(1), RETOUCH)
+        assert "s3cret" not in str(caught.value) and "host" in str(caught.value)
+    assert "s3cret" not in caplog.text

@@ -23,7 +23,7 @@ from beauty_api.api.client import ClientSettings, FaceBeautyClient
 from beauty_api.clock import FakeClock
 from beauty_api.codec import EncodedImage
 from beauty_api.emulator import Emulator, EmulatorStats, FaultPlan
-from beauty_api.emulator.__main__ import is_loopback
+from beauty_api.emulator.__main__ import build_emulator, build_parser, is_loopback
 from beauty_api.emulator.contract import CREDITS_PATH, QUERY_PATH, SLIDER_FIELDS, SUBMIT_PATH
 from beauty_api.emulator.effect import apply_effect, encode_result
 from beauty_api.params import FILTER_NAMES, SLIDER_NAMES, BeautyParams
@@ -742,6 +742,15 @@ def test_cli_prints_its_url_and_serves_until_terminated() -> None:
 def test_non_loopback_hosts_are_recognised() -> None:
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.10")
+
+
+def test_command_line_arms_failing_tasks() -> None:
+    """`--fail-tasks N`: a separate emulator process (the browser kit's) can fail images too."""
+    plain = build_emulator(build_parser().parse_args(["--effect", "stand-in", "--quiet"]))
+    assert plain.faults.pending() == []
+    args = ["--effect", "stand-in", "--quiet", "--fail-tasks", "2", "--fail-code", "ERROR_NO_FACE_IN_FILE"]
+    (fault,) = build_emulator(build_parser().parse_args(args)).faults.pending()
+    assert (fault["kind"], fault["remaining"], fault["code"]) == ("fail_task", 2, "ERROR_NO_FACE_IN_FILE")
 
 
 def test_task_timeline_tells_when_each_task_was_done_queried_and_fetched(

@@ -154,9 +154,9 @@ def test_a_worker_killed_with_its_request_on_the_wire_is_never_paid_for_again_si
     from pipeline_helpers import EMULATOR_KEY, FAST
 
     from beauty_api.api.client import FaceBeautyClient
-    from beauty_api.codec import SourceImage, encode_for_upload
+    from beauty_api.codec import SourceImage
     from beauty_api.errors import SubmitOutcomeUnknown
-    from beauty_api.ledger.fingerprint import request_fingerprint
+    from beauty_api.ledger.fingerprint import pixel_digest, request_fingerprint
     from beauty_api.ledger.postgres_cache import PostgresResultCache
     from beauty_api.ledger.postgres_journal import PostgresJournal
     from beauty_api.ledger.postgres_store import PostgresStore
@@ -165,8 +165,9 @@ def test_a_worker_killed_with_its_request_on_the_wire_is_never_paid_for_again_si
 
     client = FaceBeautyClient(EMULATOR_KEY, emulator.base_url, settings=FAST)
     fields = client.form_fields(BeautyParams(), "async")
-    upload = encode_for_upload(SourceImage(sample_rgb))
-    fingerprint = request_fingerprint(client.ENDPOINT, "async", fields, upload.data, base_url=client.base_url)
+    fingerprint = request_fingerprint(
+        client.ENDPOINT, "async", fields, pixel_digest(SourceImage(sample_rgb)), base_url=client.base_url
+    )
     store = PostgresStore(postgres_url)
     journal = PostgresJournal(store)
     dead = subprocess.run(

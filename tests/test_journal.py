@@ -24,7 +24,7 @@ import journal_claim_worker
 import pytest
 
 from beauty_api.clock import FakeClock
-from beauty_api.errors import DeadlineExceeded, InvalidParameterError, RetouchCancelled
+from beauty_api.errors import DeadlineExceeded, InvalidParameterError, LedgerUnavailable, RetouchCancelled
 from beauty_api.ledger.journal import Claim, TaskJournal, new_owner, owner_is_dead
 
 REPO = Path(__file__).resolve().parents[1]
@@ -154,13 +154,29 @@ def test_liveness_is_only_judged_on_this_host() -> None:
     assert not owner_is_dead(f"{HOST}:notapid:x")
 
 
-def test_a_live_claim_is_taken_over_after_claim_timeout(journal: TaskJournal, wall: WallClock) -> None:
-    journal.claim(FP, me("slow"))
+def remote(nonce: str = "a") -> str:
+    return f"other-host-{HOST}:4242:1:{nonce}"
+
+
+def test_a_claim_from_another_host_is_taken_over_after_claim_timeout(
+    journal: TaskJournal, wall: WallClock
+) -> None:
+    journal.claim(FP, remote("slow"))
     wall.now += journal.claim_timeout - 1
     assert journal.claim(FP, me("other")).action == "wait"
     wall.now += 2
     assert journal.claim(FP, me("other")).action == "submit"
     assert journal.get(FP).owner == me("other")
+
+
+def test_a_live_local_claim_is_never_taken_over_however_long_its_attempt(
+    journal: TaskJournal, wall: WallClock
+) -> None:
+    # Defect 4: one submit attempt longer than the claim timeout (a slow upload, a laptop
+    # suspended mid-upload) let another process take over and pay. A live owner keeps it.
+    journal.claim(FP, new_owner())
+    wall.now += 10 * journal.claim_timeout
+    assert journal.claim(FP, me("other")).action == "wait"
 
 
 def test_rows_past_the_task_lifetime_count_as_absent(tmp_path: Path, wall: WallClock) -> None:
@@ -215,7 +231,7 @@ def test_wait_for_claim_takes_over_when_the_claim_goes_stale(tmp_path: Path) -> 
     journal = TaskJournal(
         tmp_path / "j.sqlite3", time_source=lambda: base + clock.monotonic(), claim_timeout=5.0
     )
-    journal.claim(FP, me("stuck"))
+    journal.claim(FP, remote("stuck"))
     claim = journal.wait_for_claim(FP, me("me"), clock=clock, timeout=60, poll_interval=1.0)
     assert claim.action == "submit"
     assert 5.0 <= sum(clock.sleeps) <= 7.0
@@ -224,7 +240,7 @@ def test_wait_for_claim_takes_over_when_the_claim_goes_stale(tmp_path: Path) -> 
 def test_wait_for_claim_gives_up_at_its_timeout(journal: TaskJournal) -> None:
     clock = FakeClock()
     journal.claim(FP, me("other"))
-    with pytest.raises(DeadlineExceeded, match="re-run"):
+    with pytest.raises(DeadlineExceeded, match="Re-run in a moment"):
         journal.wait_for_claim(FP, me("me"), clock=clock, timeout=3.0)
     assert sum(clock.sleeps) == pytest.approx(3.0)
 
@@ -298,64 +314,108 @@ def test_threads_claiming_the_same_image_submit_it_once(journal: TaskJournal) ->
 # -- robustness --------------------------------------------------------------------------------
 
 
-def test_a_corrupt_file_is_moved_aside_and_a_fresh_journal_started(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_corrupt_file_fails_closed_until_journal_reset(tmp_path: Path) -> None:
     path = tmp_path / "journal.sqlite3"
     path.write_bytes(b"this is not a database at all" * 100)
-    with caplog.at_level(logging.WARNING, logger="beauty_api"):
-        journal = TaskJournal(path)
-    assert journal.claim(FP, me()).action == "submit"
-    aside = list(tmp_path.glob("journal.sqlite3.corrupt-*"))
-    assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not")
-    assert "damaged" in caplog.text
+    journal = TaskJournal(path)
+    with pytest.raises(LedgerUnavailable) as caught:
+        journal.claim(FP, me())
+    message = str(caught.value)
+    assert str(path) in message and "journal reset" in message and "\n" not in message
+    assert path.read_bytes().startswith(b"this is not")  # left as it was: it may know paid tasks
+    moved = journal.reset()
+    assert moved is not None and moved.read_bytes().startswith(b"this is not")
+    assert TaskJournal(path).claim(FP, me()).action == "submit"
 
 
-def test_a_file_damaged_while_in_use_is_replaced_on_the_next_call(journal: TaskJournal) -> None:
+def test_a_file_damaged_while_in_use_fails_closed(journal: TaskJournal) -> None:
     journal.claim(FP, me())
     journal.record_submitted(FP, "task-1")
     for suffix in ("", "-wal", "-shm"):
         Path(str(journal.path) + suffix).unlink(missing_ok=True)
     journal.path.write_bytes(b"\0garbage" * 512)
-    assert journal.claim(FP, me()).action == "submit"  # the old row is lost, the call still works
-    assert journal.record_submitted(FP, "task-2")
-    assert journal.get(FP).task_id == "task-2"
-    assert list(journal.path.parent.glob("journal.sqlite3.corrupt-*"))
+    with pytest.raises(LedgerUnavailable, match="journal reset"):
+        journal.claim(FP, me())
 
 
-def test_an_unusable_journal_never_breaks_a_retouch(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_an_unusable_folder_fails_closed_with_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the state directory should be")
-    with caplog.at_level(logging.WARNING, logger="beauty_api"):
-        journal = TaskJournal(blocker / "journal.sqlite3")
-        assert journal.claim(FP, me()) == Claim("submit")
-        assert journal.get(FP) is None
-        assert journal.entries() == []
-        assert journal.purge_expired() == 0
+    journal = TaskJournal(blocker / "journal.sqlite3")
+    with pytest.raises(LedgerUnavailable) as caught:
+        journal.claim(FP, me())
+    assert "FACE_BEAUTY_STATE_DIR" in str(caught.value) and "nothing was sent" in str(caught.value)
+    assert journal.get(FP) is None
     with caplog.at_level(logging.ERROR, logger="beauty_api"):
         caplog.clear()
         assert journal.record_submitted(FP, "task-77", request_id="req-77") is False
     # Losing a paid task id is loud, and names the task so it can be found again.
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert errors and "task-77" in errors[0].getMessage() and "pay again" in errors[0].getMessage()
+    assert errors and "task-77" in errors[0].getMessage()
 
 
-def test_a_journal_from_a_newer_version_is_left_alone(tmp_path: Path) -> None:
+def test_a_journal_from_a_newer_version_is_left_alone_and_fails_closed(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite3"
     with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE future (x)")
         conn.execute("PRAGMA user_version=99")
     journal = TaskJournal(path)
-    assert journal.claim(FP, me()).action == "submit"
+    with pytest.raises(LedgerUnavailable, match="newer version"):
+        journal.claim(FP, me())
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 99
         assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("future",)]
 
 
+def test_a_locked_journal_never_answers_submit_for_a_recorded_task(tmp_path: Path) -> None:
+    # Defect 3: "database is locked" after the busy timeout used to answer SUBMIT while the
+    # row still said submitted TASK-PAID-1.
+    path = tmp_path / "j.sqlite3"
+    journal = TaskJournal(path, busy_timeout=0.05)
+    journal.claim(FP, me())
+    journal.record_submitted(FP, "TASK-PAID-1")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(LedgerUnavailable) as caught:
+            journal.wait_for_claim(FP, me("b"), clock=FakeClock(), timeout=2.0)
+        assert "locked" in str(caught.value) and str(path) in str(caught.value)
+        # WAL: reading a recorded task still works while another connection writes.
+        assert journal.get(FP).task_id == "TASK-PAID-1"
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert journal.claim(FP, me("b")).task_id == "TASK-PAID-1"
+
+
+def test_a_schema_1_journal_is_migrated_with_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE tasks (fingerprint TEXT PRIMARY KEY, state TEXT NOT NULL CHECK (state IN "
+            "('submitting', 'submitted', 'result', 'done')), task_id TEXT, owner TEXT NOT NULL DEFAULT '', "
+            "claimed_at REAL NOT NULL, submitted_at REAL, result_url TEXT, request_id TEXT NOT NULL DEFAULT '', "
+            "updated_at REAL NOT NULL)"
+        )
+        now = __import__("time").time()
+        conn.execute(
+            "INSERT INTO tasks VALUES (?, 'submitted', 'task-old', '', ?, ?, NULL, '', ?)",
+            (FP, now, now, now),
+        )
+        conn.execute("PRAGMA user_version=1")
+    journal = TaskJournal(path)
+    assert journal.claim(FP, me()).task_id == "task-old"
+    journal.claim("e" * 64, me())
+    assert journal.record_unknown("e" * 64, me())
+    assert journal.claim("e" * 64, me("b")).action == "unknown"
+
+
 def test_schema_is_versioned_and_the_database_uses_wal(journal: TaskJournal) -> None:
     journal.claim(FP, me())
     with sqlite3.connect(journal.path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -396,6 +456,7 @@ def test_bad_arguments_are_refused(journal: TaskJournal, tmp_path: Path) -> None
 
 
 def test_a_new_owner_names_this_host_and_process() -> None:
-    host, pid, nonce = new_owner().rsplit(":", 2)
+    host, pid, _start, nonce = new_owner().split(":")
     assert (host, int(pid)) == (HOST, os.getpid()) and nonce
+    assert not owner_is_dead(new_owner())
     assert new_owner() != new_owner()

@@ -9,6 +9,7 @@ secret-free line, never a "submit".
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
 import socket
@@ -80,7 +81,7 @@ def test_first_claim_submits_and_a_recorded_task_is_resumed(
     journal: PostgresJournal, wall: WallClock
 ) -> None:
     assert journal.claim(FP, me()) == Claim("submit")
-    assert journal.claim(FP, me("other")) == Claim("wait")
+    assert journal.claim(FP, me("other")) == Claim("wait", owner=me())
     wall.now += 2
     assert journal.record_submitted(FP, "task-1", request_id="req-1")
     entry = journal.get(FP)
@@ -147,7 +148,7 @@ def test_a_live_claim_is_kept_by_heartbeats_and_taken_over_only_after_the_timeou
 def test_waiting_for_a_live_claim_ends_at_the_deadline(journal: PostgresJournal) -> None:
     journal.claim(FP, elsewhere())
     clock = FakeClock(start=0.0)
-    with pytest.raises(DeadlineExceeded, match="re-run in a moment"):
+    with pytest.raises(DeadlineExceeded, match="Re-run in a moment"):
         journal.wait_for_claim(FP, me(), timeout=3.0, clock=clock)
     assert 3.0 <= clock.monotonic() < 3.5
 
@@ -190,7 +191,7 @@ def test_an_unknown_outcome_blocks_every_resubmit_until_forgotten(
     assert journal.record_unknown(FP, me("one"), note="read timeout after the upload")
     assert journal.claim(FP, me("one")).action == UNKNOWN
     assert journal.claim(FP, elsewhere()).action == UNKNOWN
-    wall.now += 10_000  # never expires on its own, never purged
+    wall.now += 99  # as in the SQLite journal: it stands for the task's lifetime, counted from then
     assert journal.purge_expired() == 0
     assert journal.claim(FP, me()).action == UNKNOWN
     assert [e.state for e in journal.entries()] == ["unknown"]
@@ -204,7 +205,7 @@ def test_a_sender_that_died_with_its_request_on_the_wire_leaves_an_unknown_outco
     dead = f"{HOST}:{dead_pid()}:x"
     assert journal.claim(FP, dead).action == "submit"
     journal.mark_sending(FP, dead)  # then it was killed before the answer came
-    assert journal.claim(FP, me()) == Claim(UNKNOWN, submitted_at=journal.get(FP).claimed_at)
+    assert journal.claim(FP, me()) == Claim(UNKNOWN, submitted_at=journal.get(FP).claimed_at, owner=dead)
     assert journal.get(FP).state == "unknown"  # never taken over: the request may have been paid
 
     other = "f" * 63 + "0"
@@ -288,8 +289,9 @@ def test_an_unreachable_server_is_waited_for_then_one_line_never_a_submit(
     store = PostgresStore(f"postgresql://farm@127.0.0.1:{pg.free_port()}/ledger", clock=clock, wait=20.0)
     journal = PostgresJournal(store)
     with pytest.raises(SharedLedgerUnavailable) as caught:
-        journal.claim(FP, me())
+        journal.claim(FP, me(), wait=20.0)
     assert 20.0 <= clock.monotonic() < 23.0  # it waited its whole wait, then gave up
+    assert caught.value.transient  # worth waiting for: wait_for_claim asks again within the deadline
     text = str(caught.value)
     assert "\n" not in text and SECRET not in text
     assert "postgresql://farm@127.0.0.1" in text and "nothing was submitted" in text
@@ -298,7 +300,7 @@ def test_an_unreachable_server_is_waited_for_then_one_line_never_a_submit(
     store = PostgresStore(f"postgresql://farm@127.0.0.1:{pg.free_port()}/ledger", clock=clock, wait=600.0)
     with pytest.raises(SharedLedgerUnavailable):  # the image's deadline bounds the wait, not the store's
         PostgresJournal(store).wait_for_claim(FP, me(), timeout=5.0, clock=clock)
-    assert clock.monotonic() < 8.0
+    assert clock.monotonic() < 11.0  # one claim waits at most CLAIM_WAIT past it
 
 
 class RestartingClock(FakeClock):
@@ -405,7 +407,8 @@ def test_many_threads_share_a_few_pooled_connections(postgres_url: str) -> None:
     assert store._idle == []
 
 
-def test_a_record_that_cannot_be_written_says_the_task_is_paid(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_record_that_cannot_be_written_says_the_task_is_paid(caplog: Any) -> None:
     store = PostgresStore(f"postgresql://farm@127.0.0.1:{pg.free_port()}/ledger", clock=FakeClock(), wait=1.0)
-    with pytest.raises(SharedLedgerUnavailable, match="task T-7 is paid but not recorded"):
-        PostgresJournal(store).record_submitted(FP, "T-7")
+    with caplog.at_level(logging.ERROR):
+        assert not PostgresJournal(store).record_submitted(FP, "T-7")
+    assert "record paid task T-7; it is paid, and a re-run may pay for it again" in caplog.text

@@ -18,6 +18,7 @@ from beauty_api.ledger.storage_paths import (
     cache_dir,
     cache_settings,
     journal_path,
+    legacy_comfy_dir,
     open_journal,
     open_result_cache,
     state_dir,
@@ -29,7 +30,7 @@ HOME = Path("/home/someone")
 
 def test_env_override_wins_over_everything(tmp_path: Path) -> None:
     env = {"FACE_BEAUTY_STATE_DIR": str(tmp_path / "mine"), "XDG_CACHE_HOME": "/xdg"}
-    assert state_dir(comfy_user_dir=tmp_path / "comfy_user", environ=env) == tmp_path / "mine"
+    assert state_dir(environ=env) == tmp_path / "mine"
 
 
 def test_env_override_expands_the_home_directory() -> None:
@@ -37,9 +38,10 @@ def test_env_override_expands_the_home_directory() -> None:
     assert state_dir(environ=env) == Path("~/fbp-state").expanduser()
 
 
-def test_comfy_user_dir_comes_next(tmp_path: Path) -> None:
+def test_one_ledger_per_user_comfyui_included(tmp_path: Path) -> None:
     env = {"FACE_BEAUTY_STATE_DIR": "  ", "XDG_CACHE_HOME": "/xdg"}
-    assert state_dir(comfy_user_dir=tmp_path, environ=env) == tmp_path / "face_beauty_pro"
+    assert state_dir(environ=env, platform="linux") == Path("/xdg/face-beauty-pro")
+    assert legacy_comfy_dir(tmp_path) == tmp_path / "face_beauty_pro"  # taken over, no longer used
 
 
 def test_linux_uses_xdg_cache_home_then_dot_cache() -> None:
@@ -67,7 +69,6 @@ def test_default_reads_the_real_environment(monkeypatch: pytest.MonkeyPatch, tmp
     monkeypatch.setenv("FACE_BEAUTY_STATE_DIR", str(tmp_path / "x"))
     assert state_dir() == tmp_path / "x"
     monkeypatch.delenv("FACE_BEAUTY_STATE_DIR")
-    assert state_dir(comfy_user_dir=tmp_path) == tmp_path / "face_beauty_pro"
     assert state_dir().name == "face-beauty-pro"
 
 

@@ -131,3 +131,19 @@ def test_layout_check_catches_what_users_saw() -> None:
     first, last = backwards["nodes"][0], backwards["nodes"][-1]
     first["pos"], last["pos"] = last["pos"], first["pos"]
     assert reading_order_problems(backwards)
+
+
+# Preview Any: frontend 1.58.1 draws a preview_mode widget under the text, so the 300x120 that
+# fit 1.27.10 showed four lines of a one-image report and hid the fifth. At 340x180 the whole
+# report (two lines, wrapped to six) shows in 1.27.10 and 1.58.1, LiteGraph and Vue nodes alike
+# (browser kit, "frontend: the Report shows every line").
+MIN_REPORT_SIZE = (340, 180)
+
+
+@pytest.mark.parametrize("path", template_paths(), ids=lambda p: p.stem)
+def test_report_previews_fit_both_frontends(path: Path) -> None:
+    workflow = json.loads(path.read_text(encoding="utf-8"))
+    for node in workflow["nodes"]:
+        if node["type"] == "PreviewAny":
+            width, height = node["size"]
+            assert width >= MIN_REPORT_SIZE[0] and height >= MIN_REPORT_SIZE[1], (path.name, node["size"])

@@ -217,7 +217,8 @@ class FaceBeautyClient:
         if not text:
             url = find_result_url(body)
         if url is not None:  # not documented for this API, but a sibling API answers sync with a URL
-            return self.download(url, deadline=deadline, check_cancel=check_cancel)
+            # Already paid: the download is not abandoned on Cancel (the deadline still bounds it).
+            return self.download(url, deadline=deadline)
         try:
             return decode_sync_result(body)
         except ProtocolError as error:

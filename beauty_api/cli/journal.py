@@ -36,6 +36,11 @@ def add_journal_command(commands: argparse._SubParsersAction, verbose: argparse.
     )
     forget.add_argument("--all", action="store_true", help="forget every recorded task")
     forget.set_defaults(handler=cmd_journal_forget)
+    actions.add_parser(
+        "reset",
+        parents=[verbose],
+        help="move a damaged (or newer) journal aside and start a new one; its tasks may then be paid again",
+    ).set_defaults(handler=cmd_journal_reset)
 
 
 def _open_journal():
@@ -43,15 +48,29 @@ def _open_journal():
     from ..ledger.ledger_choice import open_ledger
     from ..ledger.storage_paths import state_dir
 
-    ledger = open_ledger(state_dir(), use_cache=False)
-    where = ledger.location if ledger.shared else str(getattr(ledger.journal, "path", ledger.location))
-    return ledger.journal, where
+    return open_ledger(state_dir(), use_cache=False).journal
+
+
+def cmd_journal_reset(args: argparse.Namespace) -> int:
+    journal = _open_journal()
+    moved = journal.reset()
+    if moved is None:
+        out(f"journal: nothing to reset at {journal.path}")
+    else:
+        out(f"journal: {journal.path} moved to {moved}; a new one starts with the next run")
+    return EXIT_OK
 
 
 def cmd_journal_list(args: argparse.Namespace) -> int:
-    journal, where = _open_journal()
-    entries = journal.entries()
-    out(f"journal: {where} ({len(entries)} task(s))")
+    from ..errors import LedgerUnavailable
+
+    journal = _open_journal()
+    try:
+        entries = journal.entries()
+    except LedgerUnavailable as error:
+        err(f"error: {error}")
+        return EXIT_FAILED
+    out(f"journal: {journal.path} ({len(entries)} task(s))")
     now = time.time()
     for entry in entries:
         age = now - (entry.submitted_at if entry.submitted_at is not None else entry.claimed_at)
@@ -66,7 +85,7 @@ def cmd_journal_forget(args: argparse.Namespace) -> int:
     if args.all == bool(args.target):
         err("error: journal forget: give a TASK_ID or FINGERPRINT, or --all (not both)")
         return EXIT_USAGE
-    journal, _where = _open_journal()
+    journal = _open_journal()
     removed = journal.forget_matching(None if args.all else args.target.strip())
     if removed == 0 and not args.all:
         err(f"error: no recorded task matches {args.target!r}; see `journal list`")

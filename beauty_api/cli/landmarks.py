@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..local.faces.limits import MAX_FACES
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 # region -> RGB tint / outline colour
@@ -45,7 +47,10 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ())
         help="output folder (or a .png/.jpg file for one input)",
     )
     parser.add_argument(
-        "--max-faces", type=int, default=4, help="at most this many faces per image (default 4)"
+        "--max-faces",
+        type=int,
+        default=MAX_FACES,
+        help=f"at most this many faces per image (default {MAX_FACES})",
     )
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     parser.add_argument("--no-regions", action="store_true", help="draw the points only, no region tints")
@@ -132,11 +137,18 @@ def run(args: argparse.Namespace) -> int:
         for problem in problems:
             _err(problem)
         return EXIT_USAGE
+    from ..local.needs import EngineUnavailable, require
+
+    try:
+        require("`landmarks`")
+    except EngineUnavailable as error:
+        _err(f"error: {error}")
+        return EXIT_USAGE
     import numpy as np
     import torch
     from PIL import Image
 
-    from ..local.faces.analysis import FaceAnalyzer, load_analyzer
+    from ..local.faces.analysis import load_analyzer
     from ..local.faces.models import ModelFileError
 
     started = time.perf_counter()
@@ -146,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         _err(f"error: {error}")
         return EXIT_USAGE
     print(f"models loaded in {time.perf_counter() - started:.2f} s ({args.device})")
-    analyzer = FaceAnalyzer(shared.detector, shared.mesh, max_faces=args.max_faces)
+    analyzer = shared.configured(max_faces=args.max_faces)
     failed = 0
     for source in inputs:
         try:

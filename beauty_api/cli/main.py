@@ -6,8 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ..errors import ConfigurationError
-from .output import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, err, logging_to_stderr
+from ..errors import ConfigurationError, LedgerUnavailable
+from .output import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, err, logging_to_stderr
 from .parser import UsageError, build_parser
 
 
@@ -34,6 +34,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     except ConfigurationError as error:
         err(f"error: {error}")
         return EXIT_USAGE
+    except LedgerUnavailable as error:
+        err(f"error: {error}")
+        return EXIT_FAILED
     except KeyboardInterrupt:
         err("interrupted; nothing was submitted." if args.command == "retouch" else "interrupted.")
         return EXIT_INTERRUPTED

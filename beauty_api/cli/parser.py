@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..local.faces.limits import MAX_FACES
 from ..params import (
     NO_FILTER,
     SLIDER_DEFAULT,
@@ -150,5 +151,13 @@ def _add_retouch(commands: argparse._SubParsersAction, verbose: argparse.Argumen
         default="api",
         help="api: the paid Face Beauty Pro API (default); local: this machine's offline engine "
         "(free, no key, no network; our own looks, not the API's)",
+    )
+    retouch.add_argument(
+        "--max-faces",
+        type=int,
+        default=MAX_FACES,
+        metavar="N",
+        help=f"local backend: retouch at most N faces per image, the clearest first (default {MAX_FACES}; "
+        "faces down to about 40 px wide are found)",
     )
     retouch.set_defaults(handler=cmd_retouch)

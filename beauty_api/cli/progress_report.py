@@ -180,9 +180,15 @@ def report_interrupt(reporter: BatchReporter, mode: str) -> None:
     written = len(reporter.written)
     done = f"{written} finished image(s) were written; " if written else ""
     if mode == "sync":
+        sent = (
+            f"{in_flight} image(s) had been sent: their answers were waited for and kept in the result cache "
+            "(or, where none came, recorded as sent, answer not received, so a re-run does not pay again); "
+            if in_flight
+            else ""
+        )
         err(
-            f"interrupted: {done}{in_flight} image(s) not yet sent were cancelled, so nothing was paid for them; "
-            "re-run the same command to retouch the rest (finished ones come from the result cache)."
+            f"interrupted: {done}{sent}images not yet sent were not sent; re-run the same command to retouch "
+            "the rest (answered ones come from the result cache)."
         )
     elif in_flight:
         err(
@@ -232,3 +238,17 @@ def summary_line(result: BatchResult, failed: int, seconds: float, not_sent: int
         f"{counts['resumed']} resumed, {failed} failed{skipped}; {result.credits_spent} credits spent; "
         f"{format_duration(seconds)} in all"
     )
+
+
+def describe_settings(job: RetouchJob, backend: str, max_faces: int | None = None) -> str:
+    """The one line `retouch` prints before it starts: every setting it will use, defaults included
+    (a slider left at its default of 50 still changes the picture: set it to 0 to leave it off)."""
+    from ..params import SLIDER_NAMES, filter_name
+
+    params = job.params
+    sliders = " ".join(f"{name}={getattr(params, name)}" for name in SLIDER_NAMES)
+    look = (
+        "none" if params.filter_type is None else f"{params.filter_type} ({filter_name(params.filter_type)})"
+    )
+    faces = "" if max_faces is None else f" max_faces={max_faces}"
+    return f"settings ({backend}): {sliders} filter={look}{faces} (a control at 0 is off)"

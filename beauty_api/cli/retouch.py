@@ -10,9 +10,10 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING
 
+from ..local.faces.limits import MAX_FACES, MAX_FACES_LIMIT
 from .heap import return_image_buffers_promptly
 from .output import EXIT_INTERRUPTED, EXIT_USAGE, err, stderr_is_terminal
-from .progress_report import BatchReporter, report_interrupt, report_result
+from .progress_report import BatchReporter, describe_settings, report_interrupt, report_result
 from .retouch_job import RetouchJob, validate_retouch
 
 if TYPE_CHECKING:
@@ -29,7 +30,17 @@ def _ctrl_c_cancels(event: threading.Event) -> Iterator[None]:
 
     def handler(signum: int, frame: object) -> None:
         if event.is_set():
-            err("interrupted again: quitting now; recorded tasks are resumed by a re-run.")
+            from ..run.paid_request import abandon_in_flight
+
+            unanswered = abandon_in_flight()  # recorded as "sent, answer not received" before we quit
+            if unanswered:
+                err(
+                    f"interrupted again: quitting now; {unanswered} request(s) were sent and their answers not "
+                    "received: recorded as such, so a re-run does not pay for them again (`python -m beauty_api "
+                    "journal list` shows them, `journal forget` sends again); recorded tasks are resumed by a re-run."
+                )
+            else:
+                err("interrupted again: quitting now; recorded tasks are resumed by a re-run.")
             os._exit(EXIT_INTERRUPTED)
         event.set()
         err("stopping: letting the images in flight record their state (Ctrl-C again to quit at once)...")
@@ -81,6 +92,9 @@ def _client_settings(job: RetouchJob) -> ClientSettings:
 
 def cmd_retouch(args: argparse.Namespace) -> int:
     job, problems = validate_retouch(args)
+    if not 1 <= getattr(args, "max_faces", MAX_FACES) <= MAX_FACES_LIMIT:
+        problems = [*problems, f"--max-faces must be 1..{MAX_FACES_LIMIT}, got {args.max_faces}"]
+        job = None
     if job is None:
         for problem in problems:
             err(f"error: {problem}")
@@ -92,7 +106,9 @@ def cmd_retouch(args: argparse.Namespace) -> int:
             err(f"error: -o: cannot create the folder {job.folder}: {error.strerror or error}")
             return EXIT_USAGE
     return_image_buffers_promptly()  # peak memory: see heap.py
-    backend = build_backend(args.backend, job, no_cache=args.no_cache)
+    local = args.backend == "local"
+    err(describe_settings(job, args.backend, args.max_faces if local else None))
+    backend = build_backend(args.backend, job, no_cache=args.no_cache, max_faces=args.max_faces)
     # An ApiBackend closes its HTTP connections when the batch is over.
     with backend if isinstance(backend, AbstractContextManager) else nullcontext(backend):
         return run_job(backend, job, live=not args.verbose and stderr_is_terminal())
@@ -101,12 +117,17 @@ def cmd_retouch(args: argparse.Namespace) -> int:
 BACKENDS = ("api", "local")
 
 
-def build_backend(name: str, job: RetouchJob, *, no_cache: bool = False) -> RetouchBackend:
+def build_backend(
+    name: str, job: RetouchJob, *, no_cache: bool = False, max_faces: int = MAX_FACES
+) -> RetouchBackend:
     """The backend `--backend` names: the paid API (key from the environment) or the offline engine."""
     if name == "local":
+        from ..local.needs import require
+
+        require("`retouch --backend local`")  # one line and exit 2 when torch or kornia is missing
         from ..local.retouch.backend import LocalBackend
 
-        return LocalBackend()
+        return LocalBackend(max_faces=max_faces)
     from ..run.api_backend import ApiBackend
 
     return ApiBackend.from_environment(settings=_client_settings(job), use_cache=False if no_cache else None)

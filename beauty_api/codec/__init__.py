@@ -26,7 +26,7 @@ from .images import (
 )
 from .lazy_sources import LazySources, lazy_batch, lazy_files
 from .results import attach_alpha, decode_image, fit_to_size, save_image, to_comfy_tensor
-from .upload_encoding import encode_for_upload
+from .upload_encoding import UPLOAD_POLICY_VERSION, encode_for_upload
 
 __all__ = [
     "JPEG_QUALITY",
@@ -34,6 +34,7 @@ __all__ = [
     "MAX_SIDE",
     "MAX_UPLOAD_BYTES",
     "MIN_SIDE",
+    "UPLOAD_POLICY_VERSION",
     "EncodedImage",
     "LazySources",
     "SourceImage",

@@ -92,10 +92,12 @@ def _check_float_range(low: float, high: float, what: str) -> None:
     """Refuse NaN/inf and values clearly outside 0..1; a tiny overshoot is clipped later."""
     if math.isnan(low) or math.isnan(high):
         raise ImageError(
-            f"{what} contains NaN values (often from a failed upstream step); fix the input before uploading"
+            f"{what} contains NaN values (often from a failed upstream step); fix the input first (nothing was sent or retouched)"
         )
     if math.isinf(low) or math.isinf(high):
-        raise ImageError(f"{what} contains infinite values; fix the input before uploading")
+        raise ImageError(
+            f"{what} contains infinite values; fix the input first (nothing was sent or retouched)"
+        )
     if low >= -_FLOAT_TOLERANCE and high <= 1 + _FLOAT_TOLERANCE:
         return
     hint = "divide by 255" if low >= -_FLOAT_TOLERANCE and high <= 255 + _FLOAT_TOLERANCE else "rescale it"

@@ -30,6 +30,9 @@ from ..errors import ImageError
 from .images import JPEG_QUALITY, MAX_SIDE, MAX_UPLOAD_BYTES, MIN_SIDE, EncodedImage, SourceImage, resize
 from .png_writer import encode_png, estimate_png_bytes
 
+# Bump when encode_for_upload() would send different pixels for the same input (other limits, another
+# resize, another JPEG fallback): the request fingerprint covers it, so old results stop matching.
+UPLOAD_POLICY_VERSION = 1
 _JPEG_STEPS = ((90, 1.6), (85, 2.2))  # (quality, try it only if the q95 size <= cap * this)
 _PNG_ESTIMATE_SLACK = 1.08  # try the PNG when the sampled estimate is within 8% of the cap (it is +-7%)
 _SHRINK_TARGET = 0.85  # aim the byte-driven downscale at 85% of the cap

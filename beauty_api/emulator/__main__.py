@@ -32,6 +32,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--result-format", default="PNG", choices=["PNG", "JPEG", "WEBP"])
     parser.add_argument("--quiet", action="store_true", help="do not log each request to stderr")
     parser.add_argument(
+        "--fail-tasks",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the first N tasks fail when processing ends (not billed), as a broken API would",
+    )
+    parser.add_argument(
+        "--fail-code",
+        default="PROCESSING_FAILURE",
+        help="the error code of --fail-tasks (default %(default)s)",
+    )
+    parser.add_argument(
         "--effect",
         choices=["auto", "local", "stand-in"],
         default="auto",
@@ -59,12 +71,8 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if not is_loopback(args.host):
-        _log(
-            f"warning: listening on {args.host}, not loopback: anyone who can reach it can use the emulator."
-        )
+def build_emulator(args: argparse.Namespace) -> Emulator:
+    """The emulator the command line asks for, faults armed, not started yet."""
     emulator = Emulator(
         host=args.host,
         port=args.port,
@@ -77,6 +85,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         log=None if args.quiet else _log,
         effect=args.effect,
     )
+    if args.fail_tasks:
+        emulator.faults.fail_tasks(args.fail_tasks, code=args.fail_code)
+    return emulator
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not is_loopback(args.host):
+        _log(
+            f"warning: listening on {args.host}, not loopback: anyone who can reach it can use the emulator."
+        )
+    emulator = build_emulator(args)
     if emulator.effect == "local":  # before listening: a client never meets a cold first render
         warm_up_local_engine()
     emulator.start()
@@ -89,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("Effect: the local engine's real retouching (our own looks, not the API's).")
     else:
         print("Effect: a deterministic stand-in, NOT real retouching (install torch for the local engine).")
+    if args.fail_tasks:
+        print(f"Faults: the first {args.fail_tasks} task(s) fail with {args.fail_code}.")
     print("Press Ctrl-C to stop.", flush=True)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:

@@ -25,7 +25,6 @@ which only needs a fast, visible, deterministic answer).
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import os
 import threading
@@ -135,8 +134,10 @@ def resolve_effect(choice: str = "auto") -> str:
 
 
 def local_engine_available() -> bool:
-    """True when torch and kornia can be imported (the local engine's own needs)."""
-    return all(importlib.util.find_spec(name) is not None for name in ("torch", "kornia"))
+    """True when torch and kornia (>= 0.7.1) can be imported: the local engine's own needs."""
+    from ..local.needs import missing
+
+    return not missing()
 
 
 _engine_lock = threading.Lock()

@@ -1,21 +1,12 @@
-"""The task journal: which paid tasks exist for which request, so nothing is ever paid for twice.
+"""The task journal: the SQLite `TaskLedger` (ledger_store.py), one row per request fingerprint.
 
-A row per request fingerprint records the task id BEFORE anyone waits for it, so a re-run after
-a crash, a Cancel, a timeout on our side or a re-queue resumes the task instead of submitting
-again. `claim()` is atomic across threads and processes (SQLite `BEGIN IMMEDIATE`): of two
-ComfyUI instances or a CLI beside ComfyUI retouching the same image at once, exactly one is
-told to submit; the others wait for its task id and then resume (poll) the same task.
-
-Row states: 'submitting' (claimed, task id not known yet) -> 'submitted' (task id recorded)
--> 'result' (result URL known) -> 'done' (result downloaded and cached). A row older than
-`task_lifetime` (results live 24 h) is treated as absent and purged.
-
-No secret ever reaches this module: its inputs are fingerprints, task ids, request ids and
-result URLs. The file is still private (0o600) because result URLs may be signed.
-
-Bookkeeping is best effort: disk trouble is logged and never breaks a retouch (a failed
-`claim` answers "submit"). A failure to record a submitted task id is logged as an ERROR,
-because that is the one case where a later re-run may pay again.
+A row records the claim BEFORE a request is sent and its outcome (task id, result, "outcome
+unknown") right after, so a re-run after a crash, Cancel, timeout or re-queue resumes instead of
+paying again. `claim()` is atomic across threads and processes (`BEGIN IMMEDIATE`), and fails
+closed: it answers from the file or raises LedgerUnavailable (one line: the file and the fix); a
+damaged file is never replaced behind the user's back (`journal reset`). Bookkeeping after the
+answer stays best effort. Rows older than `task_lifetime` count as absent. Readers read while
+another process writes (WAL). No secret reaches it; the file is 0o600 (result URLs may be signed).
 """
 
 from __future__ import annotations
@@ -23,15 +14,17 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from ..clock import DEFAULT_CLOCK, CancelCheck, Clock, sleep_interruptibly
-from ..errors import DeadlineExceeded, InvalidParameterError
+from ..errors import InvalidParameterError
 from .journal_claims import (
+    CACHED,
     CLAIM_TIMEOUT,
     RESUME,
     SUBMIT,
+    UNKNOWN,
     WAIT,
     Claim,
     claim_is_stale,
@@ -39,26 +32,35 @@ from .journal_claims import (
     owner_is_dead,
 )
 from .journal_rows import COLUMNS as _COLUMNS
-from .journal_rows import JournalEntry, create_schema, entry_from_row
-from .private_store import PrivateSqlite
+from .journal_rows import (
+    SCHEMA_VERSION,
+    JournalEntry,
+    create_schema,
+    entry_from_row,
+    migrate_schema,
+    require_text,
+    select_row,
+)
+from .ledger_store import wait_for_claim
+from .private_store import PrivateSqlite, move_aside
 
 # Re-exported: callers import the journal's whole vocabulary from here.
-__all__ = ["CLAIM_TIMEOUT", "RESUME", "SUBMIT", "WAIT", "Claim", "JournalEntry", "TaskJournal"]
-__all__ += ["new_owner", "owner_is_dead"]
+__all__ = ["CACHED", "CLAIM_TIMEOUT", "RESUME", "SUBMIT", "UNKNOWN", "WAIT", "Claim", "JournalEntry"]
+__all__ += ["TaskJournal", "new_owner", "owner_is_dead"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
 TASK_LIFETIME = 24 * 3600.0
 
 
 class TaskJournal:
-    """SQLite record of submitted tasks, shared by threads and processes (a connection per call).
+    """SQLite record of claims and paid requests, shared by threads and processes (a connection per call).
 
     `time_source` is wall-clock time (rows are compared across processes and restarts);
     `task_lifetime` is how long a task's result can still be fetched; `claim_timeout` is how
-    long a 'submitting' claim of a live owner is honoured - it must exceed the longest submit
-    (upload plus retries), or a slow submitter may be taken over and the image paid twice.
+    long the claim of an owner on another host survives without a heartbeat (a local owner's
+    claim lives as long as its process: journal_claims.py); `busy_timeout` is how long one
+    call waits for another process's write lock.
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class TaskJournal:
         time_source: Callable[[], float] = time.time,
         task_lifetime: float = TASK_LIFETIME,
         claim_timeout: float = CLAIM_TIMEOUT,
+        busy_timeout: float = 15.0,
     ) -> None:
         if task_lifetime <= 0 or claim_timeout <= 0:
             raise InvalidParameterError(
@@ -81,56 +84,70 @@ class TaskJournal:
             self.path,
             version=SCHEMA_VERSION,
             setup=create_schema,
+            migrate=migrate_schema,
             label="task journal",
             synchronous="FULL",  # a recorded task id must survive a power cut, not only a crash
+            busy_timeout=busy_timeout,
+            heal=False,  # a damaged journal may still know paid tasks: it fails closed instead
         )
         try:
             self._db.open()
         except (sqlite3.Error, OSError) as error:
-            log.warning(
-                "The task journal at %s cannot be opened (%s); tasks are not recorded until it can be, "
-                "so an interrupted run may pay again.",
-                self.path,
-                error,
-            )
+            # Not fatal here (`journal list` still opens it): every claim raises LedgerUnavailable.
+            log.warning("The task journal at %s cannot be opened yet (%s).", self.path, error)
         else:
             self.purge_expired()
 
     # -- claiming ----------------------------------------------------------------------------
 
-    def claim(self, fingerprint: str, owner: str) -> Claim:
-        """Atomically decide whether this caller submits, resumes a recorded task, or waits.
+    def claim(self, fingerprint: str, owner: str, *, aliases: Sequence[str] = ()) -> Claim:
+        """Atomically decide whether this caller submits, resumes, waits, reads the cache or refuses.
 
-        If the journal cannot be used at all, answers "submit" (with a warning): the retouch
-        goes on, only without protection against paying twice.
+        `aliases` are older fingerprints of the same request (fingerprint.py): a row found under
+        one is moved to `fingerprint` in the same transaction. Raises LedgerUnavailable when the
+        journal cannot answer (`.transient` while another process holds its lock).
         """
-        _require(fingerprint, "fingerprint")
-        _require(owner, "owner")
-        return self._db.run(
-            lambda: self._claim(fingerprint, owner),
-            fallback=Claim(SUBMIT),
-            what="claim an image (submitting without protection against paying twice)",
-        )
+        require_text(fingerprint, "fingerprint")
+        require_text(owner, "owner")
+        return self._db.run_strict(lambda: self._claim(fingerprint, owner, aliases))
 
-    def _claim(self, fingerprint: str, owner: str) -> Claim:
+    def _claim(self, fingerprint: str, owner: str, aliases: Sequence[str]) -> Claim:
         with self._db.write() as conn:
             now = self._now()
-            row = conn.execute(
-                f"SELECT {_COLUMNS} FROM tasks WHERE fingerprint = ?", (fingerprint,)
-            ).fetchone()
+            row = select_row(conn, fingerprint)
+            for alias in aliases:
+                if row is not None:
+                    break
+                row = select_row(conn, alias)
+                if row is not None:
+                    conn.execute(
+                        "UPDATE tasks SET fingerprint = ? WHERE fingerprint = ?", (fingerprint, alias)
+                    )
             entry = self._entry(row) if row is not None else None
-            if entry is not None and now >= entry.expires_at:
-                entry = None  # its results are gone: as if it never existed (replaced below)
+            sending = entry is not None and entry.state in ("submitting", "sending")
+            if (
+                entry is not None
+                and now >= entry.expires_at
+                and not (sending and not self._stale(entry, now))
+            ):
+                entry = None  # its results are gone: as if it never existed (a live sender's claim stays)
             if entry is not None:
-                if entry.state == "submitting":
+                if entry.state in ("submitting", "sending"):
                     if not self._stale(entry, now):
-                        return Claim(WAIT)
+                        return Claim(WAIT, owner=entry.owner)
+                    if entry.state == "sending":  # its owner died with the request maybe on the wire
+                        conn.execute(
+                            "UPDATE tasks SET state = 'unknown' WHERE fingerprint = ?", (fingerprint,)
+                        )
+                        return Claim(UNKNOWN, submitted_at=entry.claimed_at, owner=entry.owner)
                     log.info(
-                        "Taking over a stale claim on image %s from %s (claimed %.0f s ago).",
+                        "Taking over the claim on image %s of %s (gone, or not renewed for %.0f s).",
                         fingerprint[:12],
                         entry.owner,
                         now - entry.claimed_at,
                     )
+                elif entry.state == "unknown":
+                    return Claim(UNKNOWN, submitted_at=entry.claimed_at, owner=entry.owner)
                 elif entry.task_id or entry.result_url:
                     return Claim(
                         RESUME,
@@ -138,6 +155,8 @@ class TaskJournal:
                         result_url=entry.result_url,
                         submitted_at=entry.submitted_at,
                     )
+                elif entry.state == "done":
+                    return Claim(CACHED, submitted_at=entry.submitted_at)
             conn.execute(
                 f"INSERT OR REPLACE INTO tasks ({_COLUMNS}) VALUES (?, 'submitting', NULL, ?, ?, NULL, NULL, '', ?)",
                 (fingerprint, owner, now, now),
@@ -148,66 +167,31 @@ class TaskJournal:
         return claim_is_stale(entry.claimed_at, entry.owner, now, self.claim_timeout)
 
     def heartbeat(self, fingerprint: str, owner: str) -> bool:
-        """Our 'submitting' claim is still alive: move its time to now. True when it is still ours.
-
-        The submitter calls this while its submit is retrying (journal_claims.HEARTBEAT_SECONDS),
-        so a submit that outlives `claim_timeout` (long Retry-After waits, a slow upload) is never
-        taken over by another process while its owner lives.
-        """
-        _require(fingerprint, "fingerprint")
-        _require(owner, "owner")
+        """Our claim is alive (the choke point's heartbeat thread, while sending): True when still ours."""
+        require_text(fingerprint, "fingerprint")
+        require_text(owner, "owner")
 
         def op() -> bool:
             with self._db.write() as conn:
                 cursor = conn.execute(
                     "UPDATE tasks SET claimed_at = ?, updated_at = ?"
-                    " WHERE fingerprint = ? AND state = 'submitting' AND owner = ?",
+                    " WHERE fingerprint = ? AND state IN ('submitting', 'sending') AND owner = ?",
                     (self._now(), self._now(), fingerprint, owner),
                 )
                 return cursor.rowcount > 0
 
         return self._db.run(op, fallback=False, what="keep a claim alive")
 
-    def wait_for_claim(
-        self,
-        fingerprint: str,
-        owner: str,
-        *,
-        timeout: float,
-        clock: Clock = DEFAULT_CLOCK,
-        check_cancel: CancelCheck | None = None,
-        poll_interval: float = 0.25,
-    ) -> Claim:
-        """`claim()` until the answer is not "wait"; returns a "submit" or "resume" claim.
-
-        Another process submitting the same image records its task id within seconds, or dies
-        (its claim is then taken over), or exceeds `claim_timeout` (also taken over). Raises
-        DeadlineExceeded after `timeout` seconds of `clock`, and whatever `check_cancel` raises
-        (or RetouchCancelled) within `poll_interval` of a cancel.
-        """
-        end = clock.monotonic() + timeout
-        while True:
-            claim = self.claim(fingerprint, owner)
-            if claim.action != WAIT:
-                return claim
-            left = end - clock.monotonic()
-            if left <= 0:
-                raise DeadlineExceeded(
-                    "Another process is submitting this same image and has not recorded its task yet; "
-                    "re-run in a moment to pick up its result without paying again."
-                )
-            sleep_interruptibly(clock, min(poll_interval, left), check_cancel)
+    def wait_for_claim(self, fingerprint: str, owner: str, **kwargs: Any) -> Claim:
+        """`claim()` until it is not "wait" (ledger_store.wait_for_claim)."""
+        return wait_for_claim(self, fingerprint, owner, **kwargs)
 
     # -- recording ---------------------------------------------------------------------------
 
     def record_submitted(self, fingerprint: str, task_id: str, *, request_id: str = "") -> bool:
-        """Record the paid task of a claim, before waiting for it. True when recorded.
-
-        A failure is logged as an ERROR: the task is paid, and a re-run after a crash would not
-        know it and pay again.
-        """
-        _require(fingerprint, "fingerprint")
-        _require(task_id, "task_id")
+        """Record the paid task of a claim, before waiting for it. True when recorded (a failure is an ERROR)."""
+        require_text(fingerprint, "fingerprint")
+        require_text(task_id, "task_id")
 
         def op() -> bool:
             with self._db.write() as conn:
@@ -222,31 +206,75 @@ class TaskJournal:
                         row[0],
                         task_id,
                     )
-                if row is None:
-                    conn.execute(
-                        f"INSERT INTO tasks ({_COLUMNS}) VALUES (?, 'submitted', ?, '', ?, ?, NULL, ?, ?)",
-                        (fingerprint, task_id, now, now, request_id, now),
-                    )
-                else:
-                    conn.execute(
-                        "UPDATE tasks SET state = 'submitted', task_id = ?, submitted_at = ?, result_url = NULL,"
-                        " request_id = ?, updated_at = ? WHERE fingerprint = ?",
-                        (task_id, now, request_id, now, fingerprint),
-                    )
+                conn.execute(
+                    f"INSERT OR REPLACE INTO tasks ({_COLUMNS}) VALUES (?, 'submitted', ?, '', ?, ?, NULL, ?, ?)",
+                    (fingerprint, task_id, now, now, request_id, now),
+                )
             return True
 
         return self._db.run(
             op,
             fallback=False,
             what=f"record paid task {task_id} (request_id {request_id or '-'}); if this run is "
-            "interrupted, a re-run will not know it and will pay again",
+            "interrupted, a re-run will not know it",
             level=logging.ERROR,
         )
 
+    def mark_sending(self, fingerprint: str, owner: str) -> None:
+        """Our claim's request is about to leave: should we die now, the outcome is unknown, not
+        free to take over. Raises LedgerUnavailable (then nothing is sent) when it cannot be written."""
+        require_text(fingerprint, "fingerprint")
+
+        def op() -> None:
+            with self._db.write() as conn:
+                cursor = conn.execute(
+                    "UPDATE tasks SET state = 'sending', claimed_at = ?, updated_at = ?"
+                    " WHERE fingerprint = ? AND state = 'submitting' AND owner = ?",
+                    (self._now(), self._now(), fingerprint, owner),
+                )
+                if cursor.rowcount != 1:
+                    raise sqlite3.OperationalError("the claim is no longer ours (taken over)")
+
+        self._db.run_strict(op)
+
+    def record_unknown(self, fingerprint: str, owner: str | None = None) -> bool:
+        """Sent, answer not received: nothing is sent again until forgotten (with `owner`: only our claim)."""
+        require_text(fingerprint, "fingerprint")
+
+        def op() -> bool:
+            with self._db.write() as conn:
+                now = self._now()
+                mine = "" if owner is None else " AND owner = ?"
+                cursor = conn.execute(
+                    "UPDATE tasks SET state = 'unknown', claimed_at = ?, updated_at = ?"
+                    f" WHERE fingerprint = ? AND state IN ('submitting', 'sending'){mine}",
+                    (now, now, fingerprint) + (() if owner is None else (owner,)),
+                )
+                return cursor.rowcount > 0
+
+        return self._db.run(
+            op, fallback=False, what="record a request whose answer never came", level=logging.ERROR
+        )
+
+    def record_answered(self, fingerprint: str) -> bool:
+        """A sync request was answered and its result is in the cache: 'done' with no task id."""
+        require_text(fingerprint, "fingerprint")
+
+        def op() -> bool:
+            with self._db.write() as conn:
+                now = self._now()
+                conn.execute(
+                    f"INSERT OR REPLACE INTO tasks ({_COLUMNS}) VALUES (?, 'done', NULL, '', ?, ?, NULL, '', ?)",
+                    (fingerprint, now, now, now),
+                )
+            return True
+
+        return self._db.run(op, fallback=False, what="record an answered request")
+
     def record_result_url(self, fingerprint: str, url: str) -> bool:
         """Record where the finished task's result is, so a re-run can download it without polling."""
-        _require(fingerprint, "fingerprint")
-        _require(url, "url")
+        require_text(fingerprint, "fingerprint")
+        require_text(url, "url")
 
         def op() -> bool:
             with self._db.write() as conn:
@@ -261,9 +289,8 @@ class TaskJournal:
         return self._db.run(op, fallback=False, what="record a result URL")
 
     def record_done(self, fingerprint: str) -> bool:
-        """The result is downloaded and cached. The row stays until it expires, so a cache miss
-        within the task lifetime can download the result again without paying."""
-        _require(fingerprint, "fingerprint")
+        """The result is downloaded and cached; the row stays until it expires (a cache miss re-downloads)."""
+        require_text(fingerprint, "fingerprint")
 
         def op() -> bool:
             with self._db.write() as conn:
@@ -277,19 +304,13 @@ class TaskJournal:
         return self._db.run(op, fallback=False, what="mark a task done")
 
     def release(self, fingerprint: str, owner: str) -> bool:
-        """Drop our own 'submitting' claim: the submit ended without a task id we could record.
-
-        The pipeline also releases after SubmitOutcomeUnknown: the API has no way to find a
-        task without its id, so holding the claim would only make the next run wait
-        `claim_timeout` and then submit anyway. The error has told the user that a re-run
-        may pay again; re-running is their decision, not a silent retry.
-        """
-        _require(fingerprint, "fingerprint")
+        """Drop our own 'submitting' claim: the request provably created no task (refused, or never sent)."""
+        require_text(fingerprint, "fingerprint")
 
         def op() -> bool:
             with self._db.write() as conn:
                 cursor = conn.execute(
-                    "DELETE FROM tasks WHERE fingerprint = ? AND state = 'submitting' AND owner = ?",
+                    "DELETE FROM tasks WHERE fingerprint = ? AND state IN ('submitting', 'sending') AND owner = ?",
                     (fingerprint, owner),
                 )
                 return cursor.rowcount > 0
@@ -297,12 +318,8 @@ class TaskJournal:
         return self._db.run(op, fallback=False, what="release a claim")
 
     def forget(self, fingerprint: str, *, task_id: str | None = None) -> bool:
-        """Drop the row: the task failed or expired remotely, so the next run submits anew.
-
-        Pass the `task_id` you found dead: the row is then only dropped if it still names that
-        task, so a task another process submitted meanwhile is not forgotten.
-        """
-        _require(fingerprint, "fingerprint")
+        """Drop the row (the task failed or expired remotely); with `task_id`, only if it still names it."""
+        require_text(fingerprint, "fingerprint")
 
         def op() -> bool:
             with self._db.write() as conn:
@@ -331,7 +348,11 @@ class TaskJournal:
                     (what, len(what), what.lower()),
                 ).rowcount
 
-        return self._db.run(op, fallback=0, what="forget tasks")
+        return self._db.run_strict(op)
+
+    def reset(self) -> Path | None:
+        """`journal reset`: move a damaged (or newer) file aside; the next use starts anew."""
+        return move_aside(self.path)
 
     # -- reading and housekeeping ------------------------------------------------------------
 
@@ -340,9 +361,7 @@ class TaskJournal:
 
         def op() -> JournalEntry | None:
             with self._db.read() as conn:
-                row = conn.execute(
-                    f"SELECT {_COLUMNS} FROM tasks WHERE fingerprint = ?", (fingerprint,)
-                ).fetchone()
+                row = select_row(conn, fingerprint)
             if row is None:
                 return None
             entry = self._entry(row)
@@ -351,7 +370,7 @@ class TaskJournal:
         return self._db.run(op, fallback=None, what="read the journal")
 
     def entries(self) -> list[JournalEntry]:
-        """Every live row, most recently updated first."""
+        """Every live row, newest first (LedgerUnavailable: `journal list` says why)."""
 
         def op() -> list[JournalEntry]:
             with self._db.read() as conn:
@@ -359,7 +378,7 @@ class TaskJournal:
             now = self._now()
             return [entry for entry in map(self._entry, rows) if now < entry.expires_at]
 
-        return self._db.run(op, fallback=[], what="read the journal")
+        return self._db.run_strict(op)
 
     def purge_expired(self) -> int:
         """Delete rows whose task lifetime is over; returns how many."""
@@ -368,7 +387,9 @@ class TaskJournal:
             with self._db.write() as conn:
                 cutoff = self._now() - self.task_lifetime
                 cursor = conn.execute(
-                    "DELETE FROM tasks WHERE COALESCE(submitted_at, claimed_at) <= ?", (cutoff,)
+                    "DELETE FROM tasks WHERE COALESCE(submitted_at, claimed_at) <= ?"
+                    " AND state NOT IN ('submitting', 'sending')",  # claims are settled by claim()
+                    (cutoff,),
                 )
                 return cursor.rowcount
 
@@ -376,8 +397,3 @@ class TaskJournal:
 
     def _entry(self, row: tuple) -> JournalEntry:
         return entry_from_row(row, self.task_lifetime)
-
-
-def _require(value: object, name: str) -> None:
-    if not isinstance(value, str) or not value:
-        raise InvalidParameterError(f"{name} must be a non-empty string, got {value!r}.")

@@ -1,9 +1,11 @@
-"""Claims on an image being submitted: who owns one, when it is stale, and the answer `claim()` gives.
+"""Claims on an image being submitted: who owns one, whether it is still alive, and what `claim()` answers.
 
-A claim is taken over only when its owner is provably dead (a process on this host that no
-longer runs) or when it has not been kept alive for `CLAIM_TIMEOUT` seconds. A live submitter
-keeps it alive (`TaskJournal.heartbeat`) every `HEARTBEAT_SECONDS` while its submit retries,
-however long the API's Retry-After waits make it, so one image is never paid for twice.
+A claim names its owner `host:pid:start:nonce` (start: the process's start time where the OS
+tells it, so a reused pid is not taken for the owner). On this host a claim lives exactly as
+long as its owner process does: it is never taken over while that process runs, however long
+its submit takes (a slow upload, a laptop suspended mid-upload), and at once when it died. An
+owner on another host (a shared folder) keeps its claim alive with a heartbeat thread during
+the attempt (`HEARTBEAT_SECONDS`); its claim is taken over only after `CLAIM_TIMEOUT` without one.
 """
 
 from __future__ import annotations
@@ -19,52 +21,83 @@ HEARTBEAT_SECONDS = CLAIM_TIMEOUT / 6  # several heartbeats fit in one timeout, 
 SUBMIT = "submit"
 RESUME = "resume"
 WAIT = "wait"
+CACHED = "cached"  # a sync request was answered: its result went to the result cache
+UNKNOWN = "unknown"  # a request was sent and its answer never came: not sent again until forgotten
 
 
 @dataclass(frozen=True)
 class Claim:
     """What the caller of `claim()` must do now.
 
-    action: "submit" (you own the claim: submit, then `record_submitted`, or `release` if the
-    submit failed before a task existed), "resume" (poll `task_id`, or download `result_url`
-    when set: already paid), or "wait" (another live owner is submitting: claim again shortly).
+    action: "submit" (you own the claim: send, then record the outcome), "resume" (poll
+    `task_id`, or download `result_url` when set: already paid), "wait" (another live owner is
+    sending: claim again shortly), "cached" (answered earlier: take it from the result cache,
+    or `forget` and claim again when the cache no longer has it), or "unknown" (sent earlier,
+    answer not received: refuse until the user forgets it).
     """
 
     action: str
     task_id: str | None = None
     result_url: str | None = field(default=None, repr=False)  # may carry a signed token
     submitted_at: float | None = None
+    owner: str = ""
+
+
+def process_start(pid: int) -> str:
+    """The start time of process `pid` as the OS reports it ('' where it cannot be told)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            text = handle.read()
+    except OSError:
+        return ""
+    fields = text.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else ""  # field 22 of stat(5), counted after the name
 
 
 def new_owner() -> str:
-    """A claim owner for this process: `host:pid:nonce`, so a dead owner on this host can be detected."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    """A claim owner for this process: `host:pid:start:nonce`, so a dead owner on this host is detected."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{process_start(pid)}:{secrets.token_hex(4)}"
+
+
+def _parse(owner: str) -> tuple[str, int, str | None] | None:
+    parts = owner.split(":")
+    if len(parts) == 3:  # host:pid:nonce, written before the start time was part of it
+        host, pid_text, start = parts[0], parts[1], None
+    elif len(parts) == 4:
+        host, pid_text, start = parts[0], parts[1], parts[2]
+    else:
+        return None
+    try:
+        return host, int(pid_text), start
+    except ValueError:
+        return None
+
+
+def owner_is_local(owner: str) -> bool:
+    """True when `owner` names a process on this host (whose liveness can be checked)."""
+    parsed = _parse(owner)
+    return parsed is not None and parsed[0] == socket.gethostname() and parsed[1] > 0 and os.name == "posix"
 
 
 def owner_is_dead(owner: str) -> bool:
-    """True only when `owner` names a process on this host that no longer runs.
+    """True only when `owner` names a process on this host that no longer runs (or a reused pid).
 
     Another host, an unparsable owner or a platform without a cheap liveness check count as
-    alive: a live owner is only ever taken over after `claim_timeout`, never on a guess.
+    alive: such a claim is only taken over after `claim_timeout`, never on a guess.
     """
-    parts = owner.rsplit(":", 2)
-    if len(parts) != 3:
+    parsed = _parse(owner)
+    if parsed is None or not owner_is_local(owner):
         return False
-    host, pid_text, _ = parts
-    if host != socket.gethostname():
-        return False
-    try:
-        pid = int(pid_text)
-    except ValueError:
-        return False
-    if pid <= 0 or pid == os.getpid():
-        return False
-    return not _pid_alive(pid)
+    _, pid, start = parsed
+    if pid == os.getpid():
+        return bool(start) and start != process_start(pid)
+    if not _pid_alive(pid):
+        return True
+    return bool(start) and process_start(pid) not in ("", start)
 
 
 def _pid_alive(pid: int) -> bool:
-    if os.name != "posix":
-        return True  # os.kill(pid, 0) would terminate the process on Windows; rely on claim_timeout
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -75,9 +108,10 @@ def _pid_alive(pid: int) -> bool:
 
 
 def claim_is_stale(claimed_at: float, owner: str, now: float, claim_timeout: float) -> bool:
-    """True when a 'submitting' claim may be taken over: not kept alive for `claim_timeout`, or its owner is dead."""
+    """True when a 'submitting' claim may be taken over: its owner is dead, or (owner elsewhere)
+    it was not kept alive for `claim_timeout`. A live local owner is never taken over."""
+    if owner_is_local(owner):
+        return owner_is_dead(owner)
     age = now - claimed_at
     # A clock set back by more than the timeout must not freeze a claim forever.
-    if age > claim_timeout or age < -claim_timeout:
-        return True
-    return owner_is_dead(owner)
+    return age > claim_timeout or age < -claim_timeout

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from ..errors import InvalidParameterError
 from .cache_meta import dump_meta, load_meta
 from .postgres_schema import CACHE_LOCK
-from .postgres_store import LAZY_COMMIT, PostgresStore, SharedLedgerUnavailable
+from .postgres_store import PostgresStore, SharedLedgerUnavailable
 from .result_cache import DEFAULT_MAX_AGE, DEFAULT_MAX_BYTES, SWEEP_INTERVAL, CachedResult, CacheStats
 
 log = logging.getLogger(__name__)
@@ -108,9 +108,9 @@ class PostgresResultCache:
 
     # -- writing -------------------------------------------------------------------------------
 
-    def put(self, key: str, data: bytes, meta: Mapping[str, Any] | None = None) -> None:
-        """Keep `data` as the result of `key`, then evict down to the limits. Never raises for
-        database trouble. `meta` must be small and JSON-friendly (URLs and secrets are left out)."""
+    def put(self, key: str, data: bytes, meta: Mapping[str, Any] | None = None) -> bool:
+        """Keep `data` as the result of `key`, then evict down to the limits; True when kept. Never
+        raises for database trouble. `meta` must be small and JSON-friendly (URLs and secrets are left out)."""
         if not isinstance(key, str) or not key:
             raise InvalidParameterError(f"key must be a non-empty string, got {key!r}.")
         data = bytes(data)
@@ -120,13 +120,12 @@ class PostgresResultCache:
                 len(data),
                 self.max_bytes,
             )
-            return
+            return False
         sha = hashlib.sha256(data).hexdigest()
         meta_text = dump_meta(meta or {})
 
-        def op(conn: Any) -> None:
+        def op(conn: Any) -> bool:
             with conn.transaction():
-                conn.execute(LAZY_COMMIT)  # lost in a crash: the journal still names the task to fetch again
                 conn.execute(_LOCK, (CACHE_LOCK,))
                 now = self.store.now(conn)
                 old = conn.execute("SELECT sha256 FROM face_beauty_results WHERE key = %s", (key,)).fetchone()
@@ -145,8 +144,9 @@ class PostgresResultCache:
                 if old is not None and old[0] != sha:  # the key's old bytes, unless another key has them
                     conn.execute(_ORPHANS + " AND b.sha256 = %s", (old[0],))
                 self._evict(conn, now)
+            return True
 
-        self._best_effort(op, None, "store a result in the cache")
+        return self._best_effort(op, False, "store a result in the cache")
 
     # -- limits --------------------------------------------------------------------------------
 

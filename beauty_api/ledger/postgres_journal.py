@@ -27,17 +27,17 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from ..clock import DEFAULT_CLOCK, CancelCheck, Clock, sleep_interruptibly
-from ..errors import DeadlineExceeded, InvalidParameterError
-from .journal_claims import CLAIM_TIMEOUT, RESUME, SUBMIT, WAIT, Claim, claim_is_stale
+from ..errors import InvalidParameterError
+from .journal_claims import CACHED, CLAIM_TIMEOUT, RESUME, SUBMIT, UNKNOWN, WAIT, Claim, claim_is_stale
 from .journal_rows import COLUMNS, JournalEntry, entry_from_row
+from .ledger_store import wait_for_claim
 from .postgres_store import LAZY_COMMIT, PostgresStore, SharedLedgerUnavailable
 
 log = logging.getLogger(__name__)
 
 TASK_LIFETIME = 24 * 3600.0
-UNKNOWN = "unknown"  # a claim's answer: sent, answer not received; `journal forget` decides
-CACHED = "cached"  # a claim's answer: a sync request was answered earlier, its result is in the cache
+CLAIM_WAIT = 5.0  # seconds one claim() waits for an unreachable server (wait_for_claim goes on)
+__all__ = ["CACHED", "UNKNOWN", "PostgresJournal"]
 
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 _SELECT = f"SELECT {COLUMNS} FROM face_beauty_tasks WHERE fingerprint = %s"
@@ -59,6 +59,7 @@ class PostgresJournal:
             )
         self.store = store
         self.location = store.location  # what `journal list` shows: the URL without secrets
+        self.path = self.location  # (the CLI names a journal by its path; this one has none)
         self.task_lifetime = float(task_lifetime)
         self.claim_timeout = float(claim_timeout)
 
@@ -91,11 +92,18 @@ class PostgresJournal:
                             (fingerprint, alias),
                         )
                         row = (fingerprint, *row[1:])
-                entry = self._live(row, now)
+                entry = None if row is None else entry_from_row(row, self.task_lifetime)
+                sending = entry is not None and entry.state in ("submitting", "sending")
+                if (
+                    entry is not None
+                    and now >= entry.expires_at
+                    and not (sending and not self._stale(entry, now))
+                ):
+                    entry = None  # its results are gone: as if it never existed (a live sender's claim stays)
                 if entry is not None:
                     if entry.state in ("submitting", "sending"):
-                        if not claim_is_stale(entry.claimed_at, entry.owner, now, self.claim_timeout):
-                            return Claim(WAIT)
+                        if not self._stale(entry, now):
+                            return Claim(WAIT, owner=entry.owner)
                         if entry.state == "sending":  # its owner died with the request maybe on the wire
                             conn.execute(
                                 "UPDATE face_beauty_tasks SET state = 'unknown', updated_at = %s,"
@@ -103,7 +111,7 @@ class PostgresJournal:
                                 " WHERE fingerprint = %s",
                                 (now, fingerprint),
                             )
-                            return Claim(UNKNOWN, submitted_at=entry.claimed_at)
+                            return Claim(UNKNOWN, submitted_at=entry.claimed_at, owner=entry.owner)
                         log.info(
                             "Taking over the claim on image %s of %s (gone, or not renewed for %.0f s).",
                             fingerprint[:12],
@@ -111,7 +119,7 @@ class PostgresJournal:
                             now - entry.claimed_at,
                         )
                     elif entry.state == UNKNOWN:
-                        return Claim(UNKNOWN, submitted_at=entry.claimed_at)
+                        return Claim(UNKNOWN, submitted_at=entry.claimed_at, owner=entry.owner)
                     elif entry.task_id or entry.result_url:
                         return Claim(
                             RESUME,
@@ -131,7 +139,11 @@ class PostgresJournal:
                 )
                 return Claim(SUBMIT)
 
-        return self.store.run(op, what="claim an image", wait=wait)
+        # A claim waits a few seconds for an unreachable server; wait_for_claim (the choke point)
+        # goes on asking within the image's deadline, so the deadline bounds the whole wait.
+        return self.store.run(
+            op, what="claim an image", wait=min(self.store.wait, CLAIM_WAIT) if wait is None else wait
+        )
 
     def heartbeat(self, fingerprint: str, owner: str) -> bool:
         """Renew our 'submitting' claim; True while it is still ours (False: taken over, or gone)."""
@@ -145,30 +157,13 @@ class PostgresJournal:
             durable=False,
         )
 
-    def wait_for_claim(
-        self,
-        fingerprint: str,
-        owner: str,
-        *,
-        timeout: float,
-        clock: Clock = DEFAULT_CLOCK,
-        check_cancel: CancelCheck | None = None,
-        poll_interval: float = 0.25,
-    ) -> Claim:
-        """`claim()` until the answer is not "wait". Raises DeadlineExceeded after `timeout`
-        seconds of `clock`; an unreachable server is waited for within the same time."""
-        end = clock.monotonic() + timeout
-        while True:
-            claim = self.claim(fingerprint, owner, wait=max(0.0, end - clock.monotonic()))
-            if claim.action != WAIT:
-                return claim
-            left = end - clock.monotonic()
-            if left <= 0:
-                raise DeadlineExceeded(
-                    "Another worker is submitting this same image and has not recorded its task yet; "
-                    "re-run in a moment to pick up its result without paying again."
-                )
-            sleep_interruptibly(clock, min(poll_interval, left), check_cancel)
+    def _stale(self, entry: JournalEntry, now: float) -> bool:
+        return claim_is_stale(entry.claimed_at, entry.owner, now, self.claim_timeout)
+
+    def wait_for_claim(self, fingerprint: str, owner: str, **kwargs: Any) -> Claim:
+        """`claim()` until it is not "wait" (ledger_store.wait_for_claim: an unreachable server is
+        waited for within the same timeout)."""
+        return wait_for_claim(self, fingerprint, owner, **kwargs)
 
     # -- recording -----------------------------------------------------------------------------
 
@@ -204,11 +199,13 @@ class PostgresJournal:
                 )
             return True
 
-        return self.store.run(
-            op,
-            what=f"record paid task {task_id}",
-            wait=wait,
-            consequence=f"task {task_id} is paid but not recorded, so a re-run may pay for it again",
+        return bool(
+            self._best_effort(
+                op,
+                False,
+                f"record paid task {task_id}; it is paid, and a re-run may pay for it again",
+                level=logging.ERROR,
+            )
         )
 
     def mark_sending(self, fingerprint: str, owner: str) -> None:
@@ -222,6 +219,7 @@ class PostgresJournal:
             " WHERE fingerprint = %(fp)s AND state = 'submitting' AND owner = %(owner)s",
             {"fp": fingerprint, "owner": owner},
             what="mark a request as leaving",
+            strict=True,
         ):
             raise SharedLedgerUnavailable(
                 f"The claim on image {fingerprint[:12]} in the shared ledger at {self.location} is no "
@@ -239,6 +237,7 @@ class PostgresJournal:
             f" note = %(note)s WHERE fingerprint = %(fp)s AND state IN ('submitting', 'sending'){mine}",
             {"fp": fingerprint, "owner": owner, "note": note[:200]},
             what="record a request whose answer never came",
+            level=logging.ERROR,
         )
 
     def record_answered(self, fingerprint: str) -> bool:
@@ -257,7 +256,7 @@ class PostgresJournal:
             )
             return True
 
-        return bool(self.store.run(op, what="record an answered request"))
+        return bool(self._best_effort(op, False, "record an answered request", level=logging.ERROR))
 
     def record_result_url(self, fingerprint: str, url: str) -> bool:
         """Record where the finished task's result is, so a re-run can download it without polling."""
@@ -326,7 +325,7 @@ class PostgresJournal:
         def op(conn: Any) -> JournalEntry | None:
             return self._live(conn.execute(_SELECT, (fingerprint,)).fetchone(), self.store.now(conn))
 
-        return self.store.run(op, what="read the journal")
+        return self._best_effort(op, None, "read the journal")
 
     def entries(self) -> list[JournalEntry]:
         """Every live row, most recently updated first."""
@@ -341,28 +340,41 @@ class PostgresJournal:
         return self.store.run(op, what="read the journal")
 
     def purge_expired(self) -> int:
-        """Delete rows whose task lifetime is over (never an 'unknown' one); returns how many."""
+        """Delete rows whose task lifetime is over (claims are settled by claim()); returns how many."""
 
         def op(conn: Any) -> int:
             cutoff = self.store.now(conn) - self.task_lifetime
             return conn.execute(
-                "DELETE FROM face_beauty_tasks WHERE state <> 'unknown' AND COALESCE(submitted_at, claimed_at) <= %s",
+                "DELETE FROM face_beauty_tasks WHERE COALESCE(submitted_at, claimed_at) <= %s"
+                " AND state NOT IN ('submitting', 'sending')",
                 (cutoff,),
             ).rowcount
 
-        return int(self.store.run(op, what="purge expired rows"))
+        return int(self._best_effort(op, 0, "purge expired rows"))
+
+    def reset(self) -> None:
+        """`journal reset` moves a damaged file aside; a database is repaired with its own tools."""
+        return None
 
     def _live(self, row: tuple | None, now: float) -> JournalEntry | None:
         if row is None:
             return None
         entry = entry_from_row(row, self.task_lifetime)
-        if entry.state != UNKNOWN and now >= entry.expires_at:
-            return None  # its results are gone: as if it never existed
-        return entry
+        return None if now >= entry.expires_at else entry  # its results are gone: as if it never existed
 
-    def _update(self, sql: str, params: dict[str, Any], *, what: str, durable: bool = True) -> bool:
-        """One statement. `durable=False` for bookkeeping that a crash may lose at no cost (a renewal,
-        a result URL, 'done'): its commit does not wait for the disk (synchronous_commit off)."""
+    def _update(
+        self,
+        sql: str,
+        params: dict[str, Any],
+        *,
+        what: str,
+        durable: bool = True,
+        strict: bool = False,
+        level: int = logging.WARNING,
+    ) -> bool:
+        """One statement; True when it changed a row. `durable=False` for bookkeeping that a crash
+        may lose at no cost (a renewal, a result URL, 'done'): its commit does not wait for the disk.
+        Not `strict`: a database that cannot be used within the wait is logged and answers False."""
 
         def op(conn: Any) -> bool:
             with conn.transaction():
@@ -370,7 +382,17 @@ class PostgresJournal:
                     conn.execute(LAZY_COMMIT)
                 return conn.execute(sql, {**params, "now": self.store.now(conn)}).rowcount > 0
 
-        return bool(self.store.run(op, what=what))
+        if strict:
+            return bool(self.store.run(op, what=what))
+        return bool(self._best_effort(op, False, what, level=level))
+
+    def _best_effort(self, op: Any, fallback: Any, what: str, *, level: int = logging.WARNING) -> Any:
+        """As the SQLite journal's bookkeeping: logged, never raised (claims and sends are strict)."""
+        try:
+            return self.store.run(op, what=what)
+        except SharedLedgerUnavailable as error:
+            log.log(level, "%s", error)
+            return fallback
 
 
 def _require(value: object, name: str) -> None:

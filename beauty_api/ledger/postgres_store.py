@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from ..clock import DEFAULT_CLOCK, CancelCheck, Clock, sleep_interruptibly
-from ..errors import BeautyError, InvalidParameterError
+from ..errors import InvalidParameterError, LedgerUnavailable
 from .ledger_url import check_ledger_url, describe_ledger_url, load_driver, scrub
 from .postgres_schema import MIGRATIONS, Migration, SchemaTooNew, ensure_schema
 
@@ -38,8 +38,16 @@ LAZY_COMMIT = "SET LOCAL synchronous_commit TO OFF"
 _BACKOFF = (0.1, 0.25, 0.5, 1.0, 2.0)
 
 
-class SharedLedgerUnavailable(BeautyError):
-    """The shared ledger cannot be used right now; nothing that costs money was done because of it."""
+class SharedLedgerUnavailable(LedgerUnavailable):
+    """The shared ledger cannot be used right now; nothing that costs money was done because of it.
+
+    `transient` when the server could not be reached (worth waiting for within a deadline: the
+    choke point's wait_for_claim does), not for a refusal (no permission, a newer schema).
+    """
+
+    def __init__(self, message: str, *, path: str = "", transient: bool = False) -> None:
+        super().__init__(message, path=path)
+        self.transient = transient
 
 
 class PostgresStore:
@@ -175,7 +183,7 @@ class PostgresStore:
                 raise self._unavailable(what, consequence, scrub(str(error), self.url)) from None
             left = end - self.clock.monotonic()
             if left <= 0:
-                raise self._unavailable(what, consequence, reason)
+                raise self._unavailable(what, consequence, reason, transient=True)
             if attempt == 0:
                 log.warning(
                     "The shared ledger at %s cannot be reached (%s); waiting for it.", self.location, reason
@@ -185,11 +193,13 @@ class PostgresStore:
             attempt += 1
 
     def _unavailable(
-        self, what: str, consequence: str, reason: str, fix: str = ""
+        self, what: str, consequence: str, reason: str, fix: str = "", *, transient: bool = False
     ) -> SharedLedgerUnavailable:
         then = f"; {consequence}" if consequence else ""
         return SharedLedgerUnavailable(
-            f"The shared ledger at {self.location} could not {what} ({reason}){then}. {fix or _REACH_FIX}"
+            f"The shared ledger at {self.location} could not {what} ({reason}){then}. {fix or _REACH_FIX}",
+            path=self.location,
+            transient=transient,
         )
 
 

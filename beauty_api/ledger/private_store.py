@@ -20,6 +20,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TypeVar
 
+from ..errors import LedgerUnavailable
+
 log = logging.getLogger(__name__)
 
 
@@ -128,6 +130,7 @@ class PrivateSqlite:
         busy_timeout: float = 15.0,
         on_reset: Callable[[], None] | None = None,
         migrate: Callable[[sqlite3.Connection, int], None] | None = None,
+        heal: bool = True,
     ) -> None:
         self.path = Path(path)
         self.version = version
@@ -137,10 +140,12 @@ class PrivateSqlite:
         self._busy_timeout = busy_timeout
         self._on_reset = on_reset
         self._migrate = migrate
+        self._heal = heal  # False: a damaged file is left as it is and reported (the journal fails closed)
         self._lock = threading.Lock()
         self._ready = False
         self._complained = False
         self.usable = True  # False when the file was written by a newer schema we cannot read
+        self.found_version = 0
 
     # connections
 
@@ -214,6 +219,7 @@ class PrivateSqlite:
                         conn.execute(f"PRAGMA user_version={int(self.version)}")
                     elif found > self.version:
                         self.usable = False
+                        self.found_version = found
                         log.warning(
                             "The %s at %s was written by a newer version of this pack (schema %s > %s); "
                             "it is left untouched and not used by this version.",
@@ -235,7 +241,7 @@ class PrivateSqlite:
         try:
             self.prepare(check=True)
         except sqlite3.DatabaseError as error:
-            if not is_corruption(error):
+            if not is_corruption(error) or not self._heal:
                 raise
             self.reset(error)
             self.prepare()
@@ -288,7 +294,7 @@ class PrivateSqlite:
             try:
                 result = op()
             except sqlite3.DatabaseError as error:
-                if attempt == 1 and is_corruption(error):
+                if attempt == 1 and is_corruption(error) and self._heal:
                     self.reset(error)
                     continue
                 if attempt == 1 and "no such table" in str(error).lower():
@@ -303,9 +309,70 @@ class PrivateSqlite:
             return result
         return fallback  # pragma: no cover - the loop always returns
 
+    def run_strict(self, op: Callable[[], T]) -> T:
+        """Run one operation the money path depends on: any disk or database trouble raises
+        LedgerUnavailable (one line naming the file and the fix), never a guess."""
+        for attempt in (1, 2):
+            try:
+                self.prepare()
+                if not self.usable:
+                    newer = describe_failure(self.path, None, newer=self.found_version)
+                    raise LedgerUnavailable(newer, path=str(self.path))
+                return op()
+            except (sqlite3.Error, OSError) as error:
+                if attempt == 1 and "no such table" in str(error).lower():
+                    self._ready = False  # the file was removed or replaced under us
+                    continue
+                failure = LedgerUnavailable(describe_failure(self.path, error), path=str(self.path))
+                failure.transient = is_locked(error)
+                raise failure from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _complain(self, level: int, what: str, error: BaseException) -> None:
         # One warning per run of failures, so a broken disk does not flood a batch's log.
         if level < logging.ERROR and self._complained:
             level = logging.DEBUG
         self._complained = True
         log.log(level, "%s: could not %s at %s (%s).", self.label.capitalize(), what, self.path, error)
+
+
+def is_locked(error: BaseException) -> bool:
+    """True for 'another connection holds the lock' (worth waiting for, unlike a damaged file)."""
+    text = str(error).lower()
+    return isinstance(error, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+def describe_failure(path: Path, error: BaseException | None, *, newer: int = 0) -> str:
+    """One line: which file, what is wrong with it, and the one action that fixes it."""
+    where = f"The task journal {path}"
+    folder = path.parent
+    if error is None:
+        return (
+            f"{where} was written by a newer version of Face Beauty Pro (schema {newer}); nothing was sent. "
+            "Upgrade this pack, or set FACE_BEAUTY_STATE_DIR to another folder."
+        )
+    text = str(error).lower()
+    code = getattr(error, "errno", None)
+    if is_locked(error):
+        return (
+            f"{where} is locked by another process; nothing was sent for this image. Re-run once the other "
+            "run is over, or stop the process that holds it."
+        )
+    if is_corruption(error):
+        return (
+            f"{where} is damaged ({error}); nothing was sent, since it may record paid tasks. Run "
+            "`python -m beauty_api journal reset` to move it aside and start a new one."
+        )
+    if "full" in text or code == 28:
+        return (
+            f"{where} cannot be written: the disk is full; nothing was sent. Free some space on that drive."
+        )
+    if "readonly" in text or "read-only" in text or code in (1, 13, 30):
+        return (
+            f"{where} cannot be written (read-only); nothing was sent. Make {folder} writable by you, "
+            "or set FACE_BEAUTY_STATE_DIR to a writable folder."
+        )
+    return (
+        f"{where} cannot be used ({error.__class__.__name__}: {' '.join(str(error).split())}); nothing was "
+        f"sent. Check that {folder} is a writable local folder, or set FACE_BEAUTY_STATE_DIR to one."
+    )

@@ -188,8 +188,10 @@ class ResultCache:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def put(self, key: str, data: bytes, meta: Mapping[str, Any] | None = None) -> None:
-        """Keep `data` as the result of `key`, then evict down to the limits. Never raises for disk trouble.
+    def put(self, key: str, data: bytes, meta: Mapping[str, Any] | None = None) -> bool:
+        """Keep `data` as the result of `key`, then evict down to the limits; True when kept.
+
+        Never raises for disk trouble (returns False).
 
         `meta` must be small and JSON-friendly (task_id, request_id, mime type, sizes...);
         anything that looks like a URL or a secret is left out.
@@ -203,11 +205,11 @@ class ResultCache:
                 len(data),
                 self.max_bytes,
             )
-            return
+            return False
         sha = hashlib.sha256(data).hexdigest()
         meta_text = dump_meta(meta or {})
 
-        def op() -> None:
+        def op() -> bool:
             if not self._blobs.has(sha, len(data)):
                 self._blobs.write(sha, data)  # outside the lock: the slow part
             with self._db.write() as conn:
@@ -223,8 +225,9 @@ class ResultCache:
                 if old is not None and old[0] != sha:
                     self._unlink_if_unreferenced(conn, old[0])
             self._evict()
+            return True
 
-        self._db.run(op, fallback=None, what="store a result in the cache")
+        return self._db.run(op, fallback=False, what="store a result in the cache")
 
     def _unlink_if_unreferenced(self, conn: sqlite3.Connection, sha: str) -> bool:
         """Delete a blob no entry points to. Call inside a write transaction (see the module doc)."""
@@ -342,8 +345,8 @@ class NullCache:
     def get(self, key: str) -> CachedResult | None:
         return None
 
-    def put(self, key: str, data: bytes, meta: Mapping[str, Any] | None = None) -> None:
-        return None
+    def put(self, key: str, data: bytes, meta: Mapping[str, Any] | None = None) -> bool:
+        return False
 
     def stats(self) -> CacheStats:
         return CacheStats(0, 0, None)

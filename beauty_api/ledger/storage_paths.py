@@ -1,8 +1,9 @@
 """Where the task journal and the result cache live, and the cache settings from the environment.
 
-`FACE_BEAUTY_STATE_DIR` wins, then the ComfyUI user directory (passed in by the ComfyUI
-layer; this package never imports ComfyUI), then the per-user cache directory of the
-platform. How the files inside are kept private is `private_store.py`'s job.
+One ledger per OS user, shared by the command line, the ComfyUI nodes and Python callers:
+`FACE_BEAUTY_STATE_DIR` if set, else the per-user cache directory of the platform. ComfyUI's
+user folder held its own ledger before; `legacy_comfy_dir` names it and state_merge.py takes it
+over on first use. How the files inside are kept private is `private_store.py`'s job.
 """
 
 from __future__ import annotations
@@ -70,22 +71,25 @@ def user_cache_root(
 
 def state_dir(
     *,
-    comfy_user_dir: Path | None = None,
     environ: Mapping[str, str] | None = None,
     platform: str | None = None,
     home: Path | None = None,
 ) -> Path:
     """The directory of the journal and the cache. Not created here: the stores create it (0o700).
 
-    Precedence: env FACE_BEAUTY_STATE_DIR > <comfy_user_dir>/face_beauty_pro > per-user cache dir.
+    Precedence: env FACE_BEAUTY_STATE_DIR > the per-user cache dir. Every front-end of one OS
+    user gets the same folder, so they share one ledger.
     """
     environ = os.environ if environ is None else environ
     override = environ.get(STATE_DIR_ENV, "").strip()
     if override:
         return Path(override).expanduser().absolute()
-    if comfy_user_dir is not None:
-        return Path(comfy_user_dir) / COMFY_DIR_NAME
     return user_cache_root(platform=platform, environ=environ, home=home) / APP_DIR_NAME
+
+
+def legacy_comfy_dir(comfy_user_dir: Path) -> Path:
+    """Where ComfyUI kept its own ledger before it joined the per-user one (taken over on first use)."""
+    return Path(comfy_user_dir) / COMFY_DIR_NAME
 
 
 def journal_path(state: Path) -> Path:

@@ -11,7 +11,7 @@ This is where "never pay twice, never lose a result" happens, in this order:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,18 +22,20 @@ from ..clock import check_cancel as raise_if_cancelled
 from ..codec import EncodedImage, SourceImage, attach_alpha, decode_image, encode_for_upload, fit_to_size
 from ..errors import (
     ImageError,
-    SubmitOutcomeUnknown,
+    ResumeFailed,
     TaskFailedError,
 )
-from ..ledger.fingerprint import request_fingerprint
-from ..ledger.journal import new_owner
-from ..ledger.journal_claims import HEARTBEAT_SECONDS
+from ..ledger.fingerprint import legacy_fingerprint, pixel_digest, request_fingerprint
+from ..ledger.journal_claims import RESUME, Claim, new_owner
 from ..ledger.ledger_choice import AnyCache, AnyJournal, open_ledger
+from ..ledger.ledger_store import FORGET_HINT
 from ..ledger.result_cache import NullCache
-from ..ledger.storage_paths import state_dir, timings_path
+from ..ledger.state_merge import adopt_state
+from ..ledger.storage_paths import legacy_comfy_dir, state_dir, timings_path
 from ..params import BeautyParams
 from .backend import CREDITS_PER_IMAGE, DEFAULT_OPTIONS, RetouchOptions, RetouchOutcome
 from .image_run import ImageRun
+from .paid_request import send_paid
 from .progress_events import (
     Progress,
     ProgressCallback,
@@ -44,9 +46,8 @@ from .resume import STAGE_BY_STATUS, TaskGone, resume_recorded
 if TYPE_CHECKING:
     import numpy as np
 
-    from ..api.client import ClientSettings, FaceBeautyClient
+    from ..api.client import ClientSettings, FaceBeautyClient, SubmitReceipt
     from ..api.protocol import TaskState
-    from ..ledger.journal import Claim
     from .concurrency import AdaptiveLimiter
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class ApiBackend:
         self.owner = new_owner()
         # How long this API's tasks take, so polling looks when the result is due (memory-only by default).
         self.timings = timings if timings is not None else TaskTimings()
+        self._sent_at: dict[str, float] = {}  # when each async request of this backend was last sent
 
     def close(self) -> None:
         """Close the client's HTTP connections; `with ApiBackend.from_environment() as backend:` does it."""
@@ -90,14 +92,18 @@ class ApiBackend:
         comfy_user_dir: Path | None = None,
         use_cache: bool | None = None,
     ) -> ApiBackend:
-        """Key and address from the environment / config file; journal and cache at their usual place.
+        """Key and address from the environment / config file; journal and cache in the per-user state folder.
+
+        `comfy_user_dir`: ComfyUI's user folder, whose older ledger is merged in on first use.
 
         Raises ConfigurationError (saying how to set the key) before anything else happens.
         """
         from ..api.client import FaceBeautyClient
 
         client = FaceBeautyClient(settings=settings)
-        directory = state_dir(comfy_user_dir=comfy_user_dir)
+        directory = state_dir()  # one ledger per OS user, whoever asks
+        if comfy_user_dir is not None:  # ComfyUI's own ledger from before: taken over on first use
+            adopt_state(legacy_comfy_dir(comfy_user_dir), directory)
         ledger = open_ledger(directory, use_cache=use_cache)  # FACE_BEAUTY_LEDGER_URL: a farm's PostgreSQL
         return cls(
             client,
@@ -132,6 +138,7 @@ class ApiBackend:
         # (the limiter's slot gives it back), and from the result's decoding on (the batch gives it
         # back once the result is written), so few images are ever decoded at once.
         run.hold_local_work()
+        pixels = pixel_digest(source)
         upload = encode_for_upload(source)
         shape = _Shape(source.size, source.alpha)
         del source  # from here on only the upload bytes: an image waiting for the API holds no pixels
@@ -139,152 +146,150 @@ class ApiBackend:
             notice = ResizeNotice(upload.source_size, upload.size, not options.keep_returned_size)
             run.send(Progress(index, "resized", None, run.elapsed(), resize=notice))
         fields = self.client.form_fields(params, options.mode)
+        base_url = self.client.base_url
         fingerprint = request_fingerprint(
-            self.client.ENDPOINT, options.mode, fields, upload.data, base_url=self.client.base_url
+            self.client.ENDPOINT, options.mode, fields, pixels, base_url=base_url
+        )
+        # Entries written before fingerprint v3 are found under their old key (fingerprint.py).
+        legacy = legacy_fingerprint(
+            self.client.ENDPOINT, options.mode, fields, upload.data, base_url=base_url
         )
 
         if options.use_cache:
             raise_if_cancelled(check_cancel)
-            cached = self.cache.get(fingerprint)
-            if cached is not None:
-                try:
-                    image = self._finish(cached.data, shape, options)
-                except ImageError:
-                    log.warning("A cached result did not decode; fetching it again.")
-                else:
-                    run.emit("cached", cached.meta.get("task_id"))
-                    return RetouchOutcome(image, "cached", cached.meta.get("task_id"), run.elapsed(), 0)
+            outcome = self._from_cache(fingerprint, (legacy,), shape, options, run)
+            if outcome is not None:
+                return outcome
 
-        if options.mode == "sync":
-            with run.in_flight():
-                run.emit("submitting")
-                data = self.client.submit_sync(
-                    upload,
-                    params,
-                    deadline=self.client.new_deadline(),
-                    check_cancel=check_cancel,
-                    on_retry=run.on_retry,
-                )
-            run.hold_local_work()
-            image = self._keep(fingerprint, data, shape, options, task_id=None)
-            run.emit("done")
-            return RetouchOutcome(image, "new", None, run.elapsed(), CREDITS_PER_IMAGE)
-
+        deadline = self.client.new_deadline()
         with run.in_flight():
-            data, origin, task_id = self._async_result(
-                fingerprint, upload, params, self.client.new_deadline(), run
-            )
+            while True:
+                answer: Claim | SubmitReceipt | bytes | ResumedResult
+                answer = self._send(fingerprint, legacy, upload, params, options, deadline, run)
+                if not isinstance(answer, Claim):
+                    break
+                if answer.action == RESUME:
+                    data = self._resume(fingerprint, answer, deadline, run)
+                    if data is not None:
+                        answer = ResumedResult(data, answer.task_id or "")
+                        break
+                    continue
+                # "cached": answered earlier and kept; never paid again without being told to.
+                cached_outcome = self._from_cache(fingerprint, (), shape, options, run)
+                if cached_outcome is not None:
+                    return cached_outcome
+                raise ResumeFailed(
+                    "This image was answered earlier and its result kept in the result cache, which cannot give "
+                    "it back now (unreadable, cleared or evicted); nothing was sent. A re-run tries again without "
+                    f"paying; to pay for it again, run `{FORGET_HINT.format(what=fingerprint[:16])}`.",
+                    task_id="",
+                )
+            if isinstance(answer, bytes):  # sync: the answer is the result, already in the cache
+                data, origin, task_id = answer, "new", None
+            elif isinstance(answer, ResumedResult):
+                data, origin, task_id = answer.data, "resumed", answer.task_id
+            else:
+                assert not isinstance(answer, Claim)  # the loop only breaks on an answer
+                task_id, origin = answer.task_id, "new"
+                data = self._new_task_result(fingerprint, answer, deadline, run)
         run.hold_local_work()
-        image = self._keep(fingerprint, data, shape, options, task_id=task_id)
-        if self.journal is not None:
+        image = self._keep(
+            fingerprint, data, shape, options, task_id=task_id, stored=origin == "new" and task_id is None
+        )
+        if self.journal is not None and task_id is not None:
             self.journal.record_done(fingerprint)
         run.emit("done", task_id)
         credits = CREDITS_PER_IMAGE if origin == "new" else 0
         return RetouchOutcome(image, origin, task_id, run.elapsed(), credits)
 
-    def _async_result(
-        self, fingerprint: str, upload: EncodedImage, params: BeautyParams, deadline: Deadline, run: ImageRun
-    ) -> tuple[bytes, str, str]:
-        """The result bytes of a resumed or new task, and which of the two it was."""
-        journal = self.journal
-        while journal is not None:  # without a journal: always a new task
-            claim = self._claim(fingerprint, deadline, run)
-            if claim is None or claim.action == "submit":
-                break
-            if claim.action == "unknown":  # the shared ledger: sent earlier, its answer never came
-                raise SubmitOutcomeUnknown(
-                    "This image was sent earlier by a worker that stopped before its answer came, so a paid "
-                    "task may exist; nothing was sent again. To send it again: "
-                    f"`python -m beauty_api journal forget {fingerprint[:16]}`."
-                )
-            task_id = claim.task_id
-            if task_id is None:  # the journal records a task id with every resumable claim
-                raise RuntimeError(f"the task journal returned a {claim.action!r} claim without a task id")
-            run.emit("resumed", task_id)
-            try:
-                data = resume_recorded(self, fingerprint, claim, deadline, run)
-            except TaskGone as gone:
-                # Its result can no longer be had (expired, or the API no longer knows the task).
-                log.info("Recorded task %s is gone (%s); submitting again.", task_id, gone)
-                journal.forget(fingerprint, task_id=task_id)
+    def _from_cache(
+        self,
+        fingerprint: str,
+        aliases: tuple[str, ...],
+        shape: _Shape,
+        options: RetouchOptions,
+        run: ImageRun,
+    ) -> RetouchOutcome | None:
+        for key in (fingerprint, *aliases):
+            cached = self.cache.get(key)
+            if cached is None:
                 continue
-            return data, "resumed", task_id
+            try:
+                image = self._finish(cached.data, shape, options)
+            except ImageError:
+                log.warning("A cached result did not decode; fetching it again.")
+                return None
+            if key != fingerprint:  # an entry from before fingerprint v3: keep it under its new key too
+                self.cache.put(fingerprint, cached.data, cached.meta)
+            run.emit("cached", cached.meta.get("task_id"))
+            return RetouchOutcome(image, "cached", cached.meta.get("task_id"), run.elapsed(), 0)
+        return None
 
-        run.emit("submitting")
-        # The API's clock starts once the upload is in, not when its answer reaches us (a busy
-        # server or client can take a while with that): the schedule counts from the attempt sent.
-        sent_at = [self.clock.monotonic()]
+    def _send(
+        self,
+        fingerprint: str,
+        legacy: str,
+        upload: EncodedImage,
+        params: BeautyParams,
+        options: RetouchOptions,
+        deadline: Deadline,
+        run: ImageRun,
+    ) -> Claim | SubmitReceipt | bytes:
+        """Through the one choke point (paid_request.py); remembers when an async request was sent."""
 
-        def on_submit_retry(event: RetryEvent) -> None:
+        def on_retry(event: RetryEvent) -> None:
             run.on_retry(event)
-            sent_at[0] = self.clock.monotonic() + event.delay
+            self._sent_at[fingerprint] = self.clock.monotonic() + event.delay
 
-        mark_sending = getattr(self.journal, "mark_sending", None)  # the shared ledger's 'sending'
-        if mark_sending is not None:
-            mark_sending(fingerprint, self.owner)
+        def on_sending() -> None:
+            run.emit("submitting")
+            self._sent_at[fingerprint] = self.clock.monotonic()
+
+        return send_paid(
+            self.client,
+            upload,
+            params,
+            mode=options.mode,
+            ledger=self.journal,
+            results=self.cache,
+            fingerprint=fingerprint,
+            aliases=(legacy,),
+            owner=self.owner,
+            deadline=deadline,
+            clock=self.clock,
+            check_cancel=run.check_cancel,
+            on_retry=on_retry,
+            on_sending=on_sending,
+            limiter=run.limiter,
+            result_meta={"task_id": None, "source_size": list(upload.source_size), "mode": options.mode},
+        )
+
+    def _resume(self, fingerprint: str, claim: Claim, deadline: Deadline, run: ImageRun) -> bytes | None:
+        """The result of a recorded task, or None when it is gone (its row is then forgotten)."""
+        task_id = claim.task_id
+        run.emit("resumed", task_id)
         try:
-            receipt = self.client.submit(
-                upload,
-                params,
-                deadline=deadline,
-                check_cancel=self._keeping_claim_alive(fingerprint, run.check_cancel),
-                on_retry=on_submit_retry,
-            )
-        except SubmitOutcomeUnknown:
-            record_unknown = getattr(self.journal, "record_unknown", None)
-            if record_unknown is not None:
-                record_unknown(fingerprint, self.owner)
-            elif self.journal is not None:
-                self.journal.release(fingerprint, self.owner)
-            raise
-        except BaseException:
+            return resume_recorded(self, fingerprint, claim, deadline, run)
+        except TaskGone as gone:
+            # Its result can no longer be had (expired, or the API no longer knows the task).
+            log.info("Recorded task %s is gone (%s); submitting again.", task_id, gone)
             if self.journal is not None:
-                self.journal.release(fingerprint, self.owner)
-            raise
-        submitted_at = sent_at[0]
-        if self.journal is not None:
-            self.journal.record_submitted(fingerprint, receipt.task_id, request_id=receipt.request_id)
+                self.journal.forget(fingerprint, task_id=task_id)
+            return None
+
+    def _new_task_result(
+        self, fingerprint: str, receipt: SubmitReceipt, deadline: Deadline, run: ImageRun
+    ) -> bytes:
+        """Wait for a task submitted just now and download its result."""
+        # The API's clock starts once the upload is in, not when its answer reaches us.
+        submitted_at = self._sent_at.pop(fingerprint, self.clock.monotonic())
         try:
             url = self.wait_for_result(receipt.task_id, deadline, run, submitted_at=submitted_at)
         except TaskFailedError:
             if self.journal is not None:
                 self.journal.forget(fingerprint, task_id=receipt.task_id)
             raise
-        return self.download_result(fingerprint, url, run, receipt.task_id), "new", receipt.task_id
-
-    def _keeping_claim_alive(self, fingerprint: str, check_cancel: CancelCheck | None) -> CancelCheck | None:
-        """The cancel hook for a submit, which also keeps our journal claim alive while it retries.
-
-        The transport calls the hook at least every 0.25 s while it waits (backoff, Retry-After),
-        so the claim's time moves on every HEARTBEAT_SECONDS and no other process takes over a
-        submit that is still alive, however long it takes (issue: 'never pay twice').
-        """
-        journal = self.journal
-        if journal is None:
-            return check_cancel
-        last_beat = self.clock.monotonic()
-
-        def check() -> object:
-            nonlocal last_beat
-            now = self.clock.monotonic()
-            if now - last_beat >= HEARTBEAT_SECONDS:
-                last_beat = now
-                journal.heartbeat(fingerprint, self.owner)
-            return check_cancel() if check_cancel is not None else None
-
-        return check
-
-    def _claim(self, fingerprint: str, deadline: Deadline, run: ImageRun) -> Claim | None:
-        """Ask the journal what to do; while another live process is submitting this image, wait."""
-        if self.journal is None:
-            return None
-        return self.journal.wait_for_claim(
-            fingerprint,
-            self.owner,
-            timeout=deadline.remaining(),
-            clock=self.clock,
-            check_cancel=run.check_cancel,
-        )
+        return self.download_result(fingerprint, url, run, receipt.task_id)
 
     def wait_for_result(
         self, task_id: str, deadline: Deadline, run: ImageRun, *, submitted_at: float | None = None
@@ -328,10 +333,13 @@ class ApiBackend:
         options: RetouchOptions,
         *,
         task_id: str | None,
+        stored: bool = False,
     ) -> np.ndarray:
-        """Decode a paid result, then store it (a result that does not decode is not worth keeping)."""
+        """Decode a paid result, then store it (a result that does not decode is not worth keeping).
+
+        `stored`: the choke point already put it in the cache (a sync answer is kept at once)."""
         image = self._finish(data, shape, options)
-        if options.use_cache:
+        if options.use_cache and not stored:
             self.cache.put(
                 fingerprint,
                 data,
@@ -345,6 +353,14 @@ class ApiBackend:
         if not options.keep_returned_size:
             rgb = fit_to_size(rgb, shape.size)
         return attach_alpha(rgb, shape.alpha)
+
+
+@dataclass(frozen=True)
+class ResumedResult:
+    """The result bytes of a task paid earlier and resumed now."""
+
+    data: bytes = field(repr=False)
+    task_id: str
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,9 @@ class AdaptiveLimiter:
         self._close_on = close_on
         self._closed_by: BaseException | None = None
         self._history = [maximum]
+        # Slow start (`submit_turn`): the first paid request goes alone until one was accepted.
+        self._accepted = False
+        self._probing = False
         # The batch's gate on image work (decode/encode/write), if any: see local_work.py.
         self.local_work = local_work
 
@@ -135,6 +138,41 @@ class AdaptiveLimiter:
         finally:
             with self._cond:
                 self._in_flight -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def submit_turn(self, check_cancel: CancelCheck | None = None) -> Iterator[None]:
+        """Slow start: the batch's first paid request goes alone; the others wait until one was accepted.
+
+        A wrong key or an empty account then costs one refused request, whatever the batch size
+        and concurrency: the refusal closes the limiter and the waiters get LimiterClosed. A first
+        request that fails otherwise hands the turn to the next waiter.
+        """
+        while True:
+            _clock.check_cancel(check_cancel)
+            with self._cond:
+                if self._closed_by is not None:
+                    raise LimiterClosed(self._closed_by)
+                if self._accepted:
+                    probe = False
+                    break
+                if not self._probing:
+                    self._probing = probe = True
+                    break
+                self._cond.wait(CANCEL_CHECK_INTERVAL)
+        try:
+            yield
+        except BaseException as error:
+            if probe:
+                with self._cond:
+                    self._probing = False
+                    if self._close_on is not None and self._close_on(error) and self._closed_by is None:
+                        self._closed_by = error
+                    self._cond.notify_all()
+            raise
+        if probe:
+            with self._cond:
+                self._probing, self._accepted = False, True
                 self._cond.notify_all()
 
     def on_rate_limited(self) -> None:

@@ -25,6 +25,7 @@ CHROMIUM_ARGS = [
 ]
 VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 TEXT_WIDGET = "$$node-text-preview"
+LAST_TEXT_WIDGET = "face_beauty_last_status"  # web/face_beauty_status.js
 
 
 @dataclass(frozen=True)
@@ -176,17 +177,29 @@ def node_ids(page: Page, node_type: str) -> list[int]:
 
 
 def node_state(page: Page, node_id: int) -> dict[str, Any]:
-    """The node's progress text (widget value) and bar (node.progress, or None when not shown)."""
-    return dict(
+    """The node's text and bar (node.progress, or None when not shown).
+
+    The text is the frontend's progress-text widget while it is there, else the pack's own
+    widget that keeps the last text (web/face_beauty_status.js; frontend 1.58 removes its
+    widget when the job ends). `source` says which; the text is as a person reads it (no word
+    joiners, no trailing spaces: face_beauty_nodes/bridge.py, frontend_text).
+    """
+    state = dict(
         page.evaluate(
-            """([id, name]) => {
+            """([id, names]) => {
               const n = app.graph.getNodeById(id);
-              const w = (n.widgets || []).find(w => w.name === name);
-              return {text: w ? String(w.value) : '', progress: (n.progress === undefined ? null : n.progress)};
+              for (const name of names) {
+                const w = (n.widgets || []).find(w => w.name === name);
+                if (w) return {text: String(w.value), source: name,
+                               progress: (n.progress === undefined ? null : n.progress)};
+              }
+              return {text: '', source: null, progress: (n.progress === undefined ? null : n.progress)};
             }""",
-            [node_id, TEXT_WIDGET],
+            [node_id, [TEXT_WIDGET, LAST_TEXT_WIDGET]],
         )
     )
+    state["text"] = "\n".join(line.rstrip() for line in state["text"].replace("\u2060", "").split("\n"))
+    return state
 
 
 def widget_values(page: Page, node_id: int) -> dict[str, Any]:

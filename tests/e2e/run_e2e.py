@@ -8,7 +8,8 @@ It starts the API emulator and a headless ComfyUI with only this pack linked int
 opens every template of the pack from the templates dialog, and checks what a user sees: every
 node visible and none overlapping on open; the node's text and bar while one image runs, after
 success, after a ComfyUI cache hit and a pack cache hit, with the API down, after Cancel and on
-the re-run that resumes the cancelled task. Screenshots go to --shots. The last line is
+the re-run that resumes the cancelled task; and, at the server level (requeue_check.py), that
+a re-queue retries an image that failed. Screenshots go to --shots. The last line is
 "N passed, N failed"; the exit status is 1 when any check failed.
 """
 
@@ -21,98 +22,32 @@ import time
 import traceback
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from frontend_checks import ANY_FRONTEND_CHECKS, LANGUAGE_CHECKS, shown_text, use_vue_nodes
 from graph_ui import (
     CHROMIUM_ARGS,
     VIEWPORT,
     click_cancel,
-    click_run,
-    close_dialogs,
     layout_problems,
     node_ids,
     node_state,
     open_app,
     open_template,
     search_finds,
-    set_widget,
     widget_values,
 )
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import sync_playwright
+from requeue_check import check_requeue_retries_failed
 from servers import PACK_FOLDER, ComfyUI, Emulator, get_json, post_json
+from session import CREDITS_PER_IMAGE, Run, lines_of, wait_idle, watch_run
 
 REPO = Path(__file__).resolve().parents[2]
 CATEGORY_TITLE = "Face Beauty Pro"
 NODE_TITLE = "Face Beauty Pro"
 SAMPLE_INPUT = "face_beauty_pro_sample_portrait.png"
 SEARCH_TERMS = ("beauty", "retouch", "ailab")
-CREDITS_PER_IMAGE = 15
-
-
-@dataclass
-class Run:
-    """Shared state of one end-to-end run."""
-
-    page: Page
-    comfy: ComfyUI
-    emulator: Emulator
-    shots: Path
-    label: str
-    templates: dict[str, dict[str, Any]] = field(default_factory=dict)
-    main_template: str = ""
-    node_id: int = 0
-    whitening: int = 11
-
-    def shot(self, name: str) -> None:
-        self.page.screenshot(path=str(self.shots / f"{self.label}-{name}.png"))
-
-    def fresh_request(self) -> None:
-        """A slider value not sent before: ComfyUI and the pack must really run the node."""
-        self.whitening += 1
-        set_widget(self.page, self.node_id, "whitening", self.whitening)
-
-
-def wait_idle(comfy: ComfyUI, started_before: float, timeout: float) -> None:
-    """Wait until ComfyUI's queue is empty (after at least a moment, so the run has begun)."""
-    time.sleep(max(0.0, started_before + 0.5 - time.monotonic()))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        queue = get_json(f"{comfy.url}/queue")
-        if not queue["queue_running"] and not queue["queue_pending"]:
-            time.sleep(0.6)  # the last websocket messages reach the page
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"ComfyUI still busy after {timeout:.0f} s")
-
-
-def watch_run(
-    run: Run, timeout: float, on_sample: Callable[[dict[str, Any]], None] | None = None
-) -> list[dict[str, Any]]:
-    """Press Run and sample the node's text and bar every 0.1 s until the queue is empty."""
-    samples: list[dict[str, Any]] = []
-    click_run(run.page)
-    started = time.monotonic()
-    deadline = started + timeout
-    while time.monotonic() < deadline:
-        state = node_state(run.page, run.node_id)
-        samples.append(state)
-        if on_sample is not None:
-            on_sample(state)
-        if time.monotonic() - started > 1.0:
-            queue = get_json(f"{run.comfy.url}/queue")
-            if not queue["queue_running"] and not queue["queue_pending"]:
-                break
-        time.sleep(0.1)
-    wait_idle(run.comfy, started, timeout=10)
-    close_dialogs(run.page)  # an error dialog would cover the node and block the next click
-    samples.append(node_state(run.page, run.node_id))
-    return samples
-
-
-def lines_of(state: dict[str, Any]) -> list[str]:
-    return [line for line in str(state["text"]).splitlines() if line.strip()]
 
 
 # -- checks --------------------------------------------------------------------------------------
@@ -330,8 +265,10 @@ def check_missing_key(run: Run) -> list[str]:
         problems.append(f"without a key the node says {final}")
     if "AILAB_API_KEY" not in "".join(final):
         problems.append(f"the node does not say how to set the key: {final}")
-    # The frontend renders the text as HTML: "<your key>" must show, not vanish as a tag.
-    if run.page.get_by_text("AILAB_API_KEY=<your key>").count() == 0:
+    # The frontend renders the text as HTML: "<your key>" must show, not vanish as a tag. The
+    # text carries an invisible word joiner after "<" (bridge.frontend_text); shown_text drops it.
+    shown = shown_text(run.page, "AILAB_API_KEY")
+    if not shown or "AILAB_API_KEY=<your key>" not in shown["text"]:
         problems.append("'AILAB_API_KEY=<your key>' is not shown on the page as text")
     return problems
 
@@ -392,9 +329,17 @@ CHECKS: list[tuple[str, Callable[[Run], list[str]]]] = [
     ("API down: failed, with the reason, the bar not full", check_api_down),
     ("Cancel: 'cancelled', then the re-run resumes without paying", check_cancel_then_resume),
     ("no credits: failed, saying so, the bar empty", check_not_enough_credits),
+    (
+        "re-queue after a failed image (pass through): retried, the others from the cache",
+        lambda run: check_requeue_retries_failed(run.comfy, run.emulator, run.shots),
+    ),
     ("no API key: 'error' and how to set the key (restarts ComfyUI)", check_missing_key),
     ("offline nodes: Face Beauty (Local) and Face Mask run, nothing billed", check_offline_nodes_run),
 ]
+
+
+# Run in this order: the "1.27" suite uses 1.27's buttons (templates dialog, Run, Cancel, search).
+SUITES = {"languages": LANGUAGE_CHECKS, "1.27": CHECKS, "frontend": ANY_FRONTEND_CHECKS}
 
 
 def load_templates(comfy: ComfyUI) -> dict[str, dict[str, Any]]:
@@ -426,12 +371,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", nargs="*", default=None, help="run only checks whose title contains these words"
     )
+    parser.add_argument(
+        "--front-end-root", type=Path, default=None, help="serve this frontend (its static folder)"
+    )
+    parser.add_argument("--vue-nodes", action="store_true", help="with the Vue ('Nodes 2.0') renderer")
+    parser.add_argument(
+        "--suites",
+        nargs="*",
+        choices=sorted(SUITES),
+        default=None,
+        help="default: all; with --front-end-root, 'languages frontend' (the '1.27' checks use its buttons)",
+    )
     args = parser.parse_args(argv)
+    suites = args.suites or (["languages", "frontend"] if args.front_end_root else list(SUITES))
+    checks = [check for suite in SUITES if suite in suites for check in SUITES[suite]]
     args.shots.mkdir(parents=True, exist_ok=True)
 
     work = Path(tempfile.mkdtemp(prefix="face-beauty-e2e-"))
     emulator = Emulator(args.python, args.pack, work)
-    comfy = ComfyUI(args.python, args.comfyui, args.pack, work, emulator.base_url)
+    comfy = ComfyUI(args.python, args.comfyui, args.pack, work, emulator.base_url, args.front_end_root)
     passed = failed = 0
     try:
         emulator.start()
@@ -443,11 +401,14 @@ def main(argv: list[str] | None = None) -> int:
             )
             page = browser.new_page(viewport=VIEWPORT)
             open_app(page, comfy.url)
+            use_vue_nodes(page, comfy.url, args.vue_nodes)
+            version = page.evaluate("() => window.__COMFYUI_FRONTEND_VERSION__")
+            print(f"frontend {version}, Vue nodes {'on' if args.vue_nodes else 'off'}, suites {suites}")
             run = Run(page, comfy, emulator, args.shots, args.label)
             run.templates = load_templates(comfy)
             run.main_template = choose_main_template(run.templates)
             print(f"ComfyUI {comfy.url} (logs in {work}); templates: {list(run.templates)}")
-            for title, check in CHECKS:
+            for title, check in checks:
                 if args.only and not any(word in title for word in args.only):
                     continue
                 started = time.monotonic()

@@ -68,6 +68,7 @@ class Emulator:
     port: int = field(default_factory=free_port)
     processing_seconds: float = 3.0
     credits: int | None = None  # the account's balance; None: unlimited
+    fail_tasks: int = 0  # the first N tasks fail (PROCESSING_FAILURE), as a broken API would
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -89,6 +90,8 @@ class Emulator:
         ]
         if self.credits is not None:
             command += ["--credits", str(self.credits)]
+        if self.fail_tasks:
+            command += ["--fail-tasks", str(self.fail_tasks)]
         with log.open("ab") as sink:
             self.process = subprocess.Popen(command, cwd=self.pack, stdout=sink, stderr=subprocess.STDOUT)
         wait_until_up(self.base_url, self.process, log, timeout=30)
@@ -123,6 +126,8 @@ class ComfyUI:
     pack: Path
     work: Path
     emulator_url: str
+    front_end_root: Path | None = None  # another frontend's static folder (--front-end-root)
+    with_key: bool = True  # how it was last started
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -152,6 +157,7 @@ class ComfyUI:
     def start(self, with_key: bool = True) -> None:
         """Start ComfyUI; `with_key=False` starts it the way a user without an API key would."""
         log = self.work / "comfyui.log"
+        self.with_key = with_key
         env = {name: value for name, value in os.environ.items() if not name.startswith("AILAB_")}
         # A home of its own: a developer's ~/.config/face-beauty-pro key file is never read.
         home = self.work / "home"
@@ -178,6 +184,8 @@ class ComfyUI:
             "--database-url",
             "sqlite:///:memory:",
         ]
+        if self.front_end_root is not None:
+            command += ["--front-end-root", str(self.front_end_root)]
         with log.open("ab") as sink:
             self.process = subprocess.Popen(
                 command, cwd=self.comfyui, env=env, stdout=sink, stderr=subprocess.STDOUT

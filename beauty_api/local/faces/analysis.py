@@ -10,68 +10,42 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import fx
 
+from ...clock import CancelCheck
+from ...clock import check_cancel as raise_if_cancelled
 from . import detector as D
-from .face import Face
-from .models import DETECTOR_FILE, MESH_FILE, load_model
+from .face import Face, make_face, to_nchw
+from .limits import MAX_FACES, MIN_FACE
+from .models import DETECTOR_FILE, FULL_RANGE_DETECTOR_FILE, MESH_FILE, load_model
 from .roi import Roi, crop, project, roi_from_box, roi_from_landmarks
-from .smoothing import OneEuroFilter
+from .tiles import detect_in_tiles, tile_rois
+from .tracking import FaceTracker
 
 MESH_SIZE = 256
 NUM_OUTPUT_LANDMARKS = 478
 MIN_PRESENCE = 0.5  # mesh face-presence probability under which a face is dropped (or a track lost)
-# A tracked ROI is kept while the new one is this close (fractions of its side / radians): a still face
-# then sees the very same crop every frame, so its landmarks are identical.
-# (The ROI of a face's own landmarks settles within these in two or three passes.)
-ROI_KEEP_SHIFT, ROI_KEEP_SCALE, ROI_KEEP_ANGLE = 0.01, 0.05, 0.02
 
 
-def to_nchw(image: torch.Tensor, device: torch.device | None = None) -> torch.Tensor:
-    """A ComfyUI-style image (HxWxC or 1xHxWxC, float 0..1) as [1, 3, H, W] float32."""
-    if image.dim() == 4:
-        if image.shape[0] != 1:
-            raise ValueError(
-                f"analyze() takes one image, got a batch of {image.shape[0]}: use track() or a loop"
-            )
-        image = image[0]
-    if image.dim() != 3 or image.shape[-1] < 3:
-        raise ValueError(f"expected an image of shape HxWx3 (float 0..1), got {tuple(image.shape)}")
-    x = image[..., :3].to(device=device or image.device, dtype=torch.float32)
-    return x.permute(2, 0, 1).unsqueeze(0)
-
-
-@dataclass
-class _Track:
-    roi: Roi
-    filter: OneEuroFilter = field(default_factory=OneEuroFilter)
-
-
-def _close(a: Roi, b: Roi) -> bool:
-    shift = ((a.cx - b.cx) ** 2 + (a.cy - b.cy) ** 2) ** 0.5
-    return (
-        shift <= ROI_KEEP_SHIFT * a.side
-        and abs(a.side - b.side) <= ROI_KEEP_SCALE * a.side
-        and abs(a.angle - b.angle) <= ROI_KEEP_ANGLE
-    )
-
-
-def _face(landmarks: torch.Tensor, score: float, roi: Roi) -> Face:
-    lo = landmarks[:, :2].amin(0).tolist()
-    hi = landmarks[:, :2].amax(0).tolist()
-    return Face(landmarks, score, (lo[0], lo[1], hi[0], hi[1]), roi.angle)
+def _inside(detection: D.Detection, roi: Roi) -> bool:
+    """Whether a detection's centre lies within half a side of a followed face's ROI centre."""
+    x0, y0, x1, y1 = detection.box
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return abs(cx - roi.cx) < roi.side / 3 and abs(cy - roi.cy) < roi.side / 3
 
 
 class FaceAnalyzer:
     """Finds faces and their 478 landmarks. Build one with `load_analyzer()` (models load once).
 
-    `max_faces` caps the faces per image (largest detection scores first); `second_pass` re-runs the mesh
-    on the ROI of its own landmarks (MediaPipe's tracking ROI); `min_presence` drops faces the mesh does
-    not recognise. Results are on the analysed image's device; the models follow it.
+    `max_faces` caps the faces per image (best detection scores first); `min_face` (px) is the smallest
+    face searched for with the full-range detector in tiles (`full_range`; None: the whole frame only,
+    faces down to about a tenth of its long side); `second_pass` re-runs the mesh on the ROI of its own
+    landmarks (MediaPipe's tracking ROI); `min_presence` drops faces the mesh does not recognise.
+    Results are on the analysed image's device; the models follow it. `configured()` gives a copy with
+    other settings and the same models.
     """
 
     def __init__(
@@ -79,19 +53,37 @@ class FaceAnalyzer:
         detector: fx.GraphModule,
         mesh: fx.GraphModule,
         *,
-        max_faces: int = 4,
+        full_range: fx.GraphModule | None = None,
+        max_faces: int = MAX_FACES,
+        min_face: float = MIN_FACE,
         second_pass: bool = True,
         min_presence: float = MIN_PRESENCE,
     ) -> None:
-        self.detector, self.mesh = detector, mesh
-        self.max_faces, self.second_pass, self.min_presence = max_faces, second_pass, min_presence
+        self.detector, self.mesh, self.full_range = detector, mesh, full_range
+        self.max_faces, self.min_face = max_faces, min_face
+        self.second_pass, self.min_presence = second_pass, min_presence
         self._lock = threading.Lock()
+
+    def configured(self, **settings: object) -> FaceAnalyzer:
+        """This analyzer's models with other settings (max_faces, min_face, second_pass, min_presence)."""
+        current: dict[str, object] = {
+            "full_range": self.full_range,
+            "max_faces": self.max_faces,
+            "min_face": self.min_face,
+            "second_pass": self.second_pass,
+            "min_presence": self.min_presence,
+        }
+        unknown = set(settings) - set(current)
+        if unknown:
+            raise TypeError(f"unknown analyzer settings: {', '.join(sorted(unknown))}")
+        return FaceAnalyzer(self.detector, self.mesh, **{**current, **settings})  # type: ignore[arg-type]
 
     # -- models --------------------------------------------------------------------------------------
     def _on(self, device: torch.device) -> None:
         if next(self.detector.buffers()).device != device:
-            self.detector.to(device)
-            self.mesh.to(device)
+            for model in (self.detector, self.mesh, self.full_range):
+                if model is not None:
+                    model.to(device)
 
     def detect(self, image_nchw: torch.Tensor) -> list[D.Detection]:
         """Face detections in image pixels, best first (before `max_faces`)."""
@@ -106,7 +98,11 @@ class FaceAnalyzer:
         found = []
         for i, x in enumerate(images):
             scores, rows = D.decode(regressors[i], logits[i, :, 0])
-            found.append(D.to_image(D.weighted_nms(scores.cpu(), rows.cpu()), x.shape[2], x.shape[3]))
+            whole = D.to_image(D.weighted_nms(scores.cpu(), rows.cpu()), x.shape[2], x.shape[3])
+            tiles = tile_rois(x.shape[2], x.shape[3], self.min_face) if self.full_range is not None else []
+            if tiles and self.full_range is not None:
+                whole = D.merge([whole, detect_in_tiles(self.full_range, x, tiles)])
+            found.append(whole)
         return found
 
     def mesh_pass(
@@ -149,15 +145,21 @@ class FaceAnalyzer:
                 out += [[face for face, _ in found] for found in self._analyze_many(xs)]
         return out
 
-    def _analyze(self, x: torch.Tensor) -> list[tuple[Face, Roi]]:
-        return self._analyze_many([x])[0]
-
-    def _analyze_many(self, images: Sequence[torch.Tensor]) -> list[list[tuple[Face, Roi]]]:
+    def _analyze_many(
+        self, images: Sequence[torch.Tensor], known: Sequence[Sequence[Roi]] = ()
+    ) -> list[list[tuple[Face, Roi]]]:
+        """Detect, then mesh each new face; `known[i]`: faces of image i already followed (a tracker's),
+        whose detections are skipped and which count against `max_faces`."""
         detections = self._detect_many(images)
-        rois = [
-            [roi_from_box(d.box, d.keypoints[0], d.keypoints[1]) for d in dets[: max(0, self.max_faces)]]
-            for dets in detections
-        ]
+        rois = []
+        for i, dets in enumerate(detections):
+            taken = list(known[i]) if i < len(known) else []
+            new = [
+                roi_from_box(d.box, d.keypoints[0], d.keypoints[1])
+                for d in dets
+                if not any(_inside(d, roi) for roi in taken)
+            ]
+            rois.append(new[: max(0, self.max_faces - len(taken))])
         landmarks, presence = self._mesh_many(list(zip(images, rois, strict=True)))
         if self.second_pass and landmarks:
             refined = iter([roi_from_landmarks(lm) for lm in landmarks])
@@ -168,45 +170,27 @@ class FaceAnalyzer:
             faces = []
             for roi in image_rois:
                 if presence[k] >= self.min_presence:
-                    faces.append((_face(landmarks[k], presence[k], roi), roi))
+                    faces.append((make_face(landmarks[k], presence[k], roi.angle), roi))
                 k += 1
             results.append(faces)
         return results
 
-    def track(self, frames: torch.Tensor, *, fps: float = 30.0) -> list[list[Face]]:
-        """Faces in each frame of a video batch (BxHxWx3): each frame's ROI comes from the previous
-        frame's landmarks, detection runs again only when a face is lost, and landmarks are smoothed
-        with a One Euro filter (`fps` sets its time step)."""
+    def track(
+        self, frames: torch.Tensor, *, fps: float = 30.0, check_cancel: CancelCheck | None = None
+    ) -> list[list[Face]]:
+        """Faces in each frame of a video batch (BxHxWx3): see `tracker()`, which streams frames."""
         if frames.dim() == 3:
             frames = frames.unsqueeze(0)
-        dt = 1.0 / fps
-        results: list[list[Face]] = []
-        tracks: list[_Track] = []
-        with self._lock, torch.inference_mode():
-            for frame in frames:
-                x = to_nchw(frame)
-                self._on(x.device)
-                raw: list[tuple[torch.Tensor, float, Roi]] = []
-                if tracks:
-                    landmarks, presence = self.mesh_pass(x, [t.roi for t in tracks])
-                    if min(presence) >= self.min_presence:
-                        raw = [(lm, p, t.roi) for lm, p, t in zip(landmarks, presence, tracks, strict=True)]
-                    else:
-                        tracks = []
-                if not tracks:
-                    found = self._analyze(x)
-                    tracks = [_Track(roi) for _, roi in found]
-                    raw = [(f.landmarks, f.score, roi) for f, roi in found]
-                faces = []
-                for track, (lm, score, roi) in zip(tracks, raw, strict=True):
-                    face = _face(lm, score, roi)
-                    smoothed = track.filter(lm, dt, face.size)
-                    faces.append(_face(smoothed, score, roi))
-                    new_roi = roi_from_landmarks(lm)
-                    if not _close(track.roi, new_roi):
-                        track.roi = new_roi
-                results.append(faces)
-        return results
+        tracker = self.tracker(fps=fps)
+        out = []
+        for frame in frames:
+            raise_if_cancelled(check_cancel)
+            out.append(tracker.step(frame))
+        return out
+
+    def tracker(self, *, fps: float = 30.0) -> FaceTracker:
+        """A video's face tracker: `step(frame)` per frame, in order (tracking.py)."""
+        return FaceTracker(self, fps=fps)
 
 
 _cache: dict[tuple[str, str], FaceAnalyzer] = {}
@@ -222,6 +206,8 @@ def load_analyzer(
     with _cache_lock:
         if key not in _cache:
             _cache[key] = FaceAnalyzer(
-                load_model(DETECTOR_FILE, dev, models_dir), load_model(MESH_FILE, dev, models_dir)
+                load_model(DETECTOR_FILE, dev, models_dir),
+                load_model(MESH_FILE, dev, models_dir),
+                full_range=load_model(FULL_RANGE_DETECTOR_FILE, dev, models_dir),
             )
         return _cache[key]

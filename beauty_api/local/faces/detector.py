@@ -1,8 +1,10 @@
-"""BlazeFace short-range post-processing: SSD anchors, box/keypoint decoding, weighted non-max suppression.
+"""BlazeFace post-processing: SSD anchors, box/keypoint decoding, weighted non-max suppression.
 
-Follows MediaPipe's face_detection_short_range graph: 896 anchors (16x16x2 + 8x8x6), offsets / 128,
-score = sigmoid(clip(logit, -100, 100)) > 0.5, weighted NMS with IoU > 0.3. Coordinates are normalised
-to the 128x128 letterboxed square until `to_image` maps them to image pixels.
+Short range (the whole frame, 128x128) follows MediaPipe's face_detection_short_range graph: 896 anchors
+(16x16x2 + 8x8x6), offsets / 128, score = sigmoid(clip(logit, -100, 100)) > 0.5, weighted NMS with
+IoU > 0.3. Full range (tiles.py: small faces, 192x192) follows face_detection_full_range_common: 2304
+anchors (48x48x1, stride 4), offsets / 192, the same score and NMS. Coordinates are normalised to the
+model's square until `in_square` / `to_image` map them to image pixels.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from functools import lru_cache
 import torch
 
 INPUT_SIZE = 128
+FULL_RANGE_INPUT_SIZE = 192
 SCORE_THRESHOLD = 0.5
 NMS_IOU = 0.3
 NUM_KEYPOINTS = 6  # 0 subject's right eye (image left), 1 left eye, 2 nose tip, 3 mouth, 4/5 ear tragions
@@ -38,15 +41,25 @@ def anchors() -> torch.Tensor:
     return torch.cat(centres).to(torch.float64)
 
 
-def decode(regressors: torch.Tensor, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Raw outputs [896, 16], [896] -> (scores [K], rows [K, 16]: box x0 y0 x1 y1 then 6 keypoints x, y)
-    for the anchors above the threshold, normalised to the letterboxed square."""
+@lru_cache(maxsize=1)
+def full_range_anchors() -> torch.Tensor:
+    """The full-range model's anchor centres [2304, 2]: one per cell of a 48x48 grid (stride 4)."""
+    grid = FULL_RANGE_INPUT_SIZE // 4
+    ys, xs = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
+    return torch.stack([(xs + 0.5) / grid, (ys + 0.5) / grid], dim=-1).reshape(-1, 2).to(torch.float64)
+
+
+def decode(
+    regressors: torch.Tensor, logits: torch.Tensor, *, full_range: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw outputs [A, 16], [A] -> (scores [K], rows [K, 16]: box x0 y0 x1 y1 then 6 keypoints x, y)
+    for the anchors above the threshold, normalised to the model's square."""
     scores = torch.sigmoid(logits.clamp(-100.0, 100.0))
     keep = scores > SCORE_THRESHOLD
     if not bool(keep.any()):
         return scores[:0], regressors[:0]
-    r = regressors[keep].double() / INPUT_SIZE
-    a = anchors().to(r.device)[keep]
+    r = regressors[keep].double() / (FULL_RANGE_INPUT_SIZE if full_range else INPUT_SIZE)
+    a = (full_range_anchors() if full_range else anchors()).to(r.device)[keep]
     cx, cy, w, h = r[:, 0] + a[:, 0], r[:, 1] + a[:, 1], r[:, 2], r[:, 3]
     box = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=1)
     kps = r[:, 4:].reshape(-1, NUM_KEYPOINTS, 2) + a[:, None, :]
@@ -80,7 +93,11 @@ def weighted_nms(scores: torch.Tensor, rows: torch.Tensor) -> list[tuple[float, 
 def to_image(merged: list[tuple[float, torch.Tensor]], height: int, width: int) -> list[Detection]:
     """Letterbox removal: normalised square coordinates -> image pixels (the square is centred)."""
     side = max(height, width)
-    ox, oy = (width - side) / 2, (height - side) / 2
+    return in_square(merged, (width - side) / 2, (height - side) / 2, side)
+
+
+def in_square(merged: list[tuple[float, torch.Tensor]], ox: float, oy: float, side: float) -> list[Detection]:
+    """Normalised coordinates of a square whose top-left corner is (ox, oy) in the image -> image pixels."""
     dets = []
     for score, row in merged:
         xy = row.tolist()
@@ -88,3 +105,26 @@ def to_image(merged: list[tuple[float, torch.Tensor]], height: int, width: int) 
         box = (pts[0][0], pts[0][1], pts[1][0], pts[1][1])
         dets.append(Detection(score, box, tuple(pts[2:])))
     return dets
+
+
+def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def merge(passes: list[list[Detection]]) -> list[Detection]:
+    """Detections of several passes (whole frame, tiles) as one list: where boxes of different passes
+    overlap (IoU > 0.3, or one holds most of the other) the best score is kept. Best first."""
+    kept: list[Detection] = []
+    for det in sorted((d for found in passes for d in found), key=lambda d: -d.score):
+        if all(box_iou(det.box, k.box) <= NMS_IOU and _contained(det.box, k.box) < 0.7 for k in kept):
+            kept.append(det)
+    return kept
+
+
+def _contained(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """The share of the smaller box that lies inside the other one."""
+    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return inter / smaller if smaller > 0 else 0.0

@@ -20,8 +20,10 @@ from .torch_graph import build_torch_module
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 DETECTOR_FILE = "face_detection_short_range.tflite"
 MESH_FILE = "face_landmarks_detector.tflite"
+FULL_RANGE_DETECTOR_FILE = "face_detection_full_range.tflite"
 EXPECTED_SHA256 = {
     DETECTOR_FILE: "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633",
+    FULL_RANGE_DETECTOR_FILE: "99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3",
     MESH_FILE: "c7d54204ce0448474c7f3fa9af494787c0965cbdd6f20fc72867e43046bd43d5",
 }
 

@@ -27,6 +27,7 @@ OPERATOR_CODES = {
     19: "RELU",
     21: "RELU6",
     22: "RESHAPE",
+    23: "RESIZE_BILINEAR",
     34: "PAD",
     54: "PRELU",
 }
@@ -166,6 +167,8 @@ def _options(name: str, t: _Table | None) -> dict[str, Any]:
         }
     if name == "ADD":
         return {"activation": t.scalar(0, "b")}
+    if name == "RESIZE_BILINEAR":  # new_height, new_width (deprecated), align_corners, half_pixel_centers
+        return {"align_corners": bool(t.scalar(2, "b")), "half_pixel_centers": bool(t.scalar(3, "b"))}
     if name == "CONCATENATION":
         return {"axis": t.scalar(0, "i"), "activation": t.scalar(1, "b")}
     return {}

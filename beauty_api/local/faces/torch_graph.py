@@ -43,6 +43,33 @@ def _check_activation(code: int, source: str) -> str | None:
     return name
 
 
+def _source_positions(size_in: int, size_out: int, align_corners: bool, half_pixel: bool) -> np.ndarray:
+    """TFLite's RESIZE_BILINEAR sampling positions along one axis (its three coordinate conventions)."""
+    dst = np.arange(size_out, dtype=np.float64)
+    if align_corners and size_out > 1:
+        return dst * (size_in - 1) / (size_out - 1)
+    scale = size_in / size_out
+    if half_pixel:
+        return np.maximum((dst + 0.5) * scale - 0.5, 0.0)
+    return dst * scale  # the legacy convention: no half-pixel offset
+
+
+def _lerp_axis(x: torch.Tensor, dim: int, low: torch.Tensor, high: torch.Tensor, frac: torch.Tensor):
+    a, b = x.index_select(dim, low), x.index_select(dim, high)
+    return torch.lerp(a, b, frac)
+
+
+def resize_bilinear(x: torch.Tensor, positions_h: torch.Tensor, positions_w: torch.Tensor) -> torch.Tensor:
+    """Bilinear resize of NCHW `x` at the given source positions (rows, then columns), as TFLite does."""
+    for dim, pos, size in ((2, positions_h, x.shape[2]), (3, positions_w, x.shape[3])):
+        low = pos.floor().long().clamp(0, size - 1)
+        high = (low + 1).clamp(max=size - 1)
+        shape = [1, 1, 1, 1]
+        shape[dim] = -1
+        x = _lerp_axis(x, dim, low, high, (pos - low).to(x.dtype).reshape(shape))
+    return x
+
+
 class _Builder:
     def __init__(self, graph: TfliteGraph, source: str, pointwise_as_linear: bool) -> None:
         self.g = graph
@@ -226,6 +253,15 @@ class _Builder:
                 if t or b or left or right:
                     node = self.fx.call_function(F.pad, (node, (left, right, t, b)), {"value": -math.inf})
             self.set(out, self.fx.call_function(F.max_pool2d, (node, (kh, kw), (sh, sw))), nchw=True)
+        elif name == "RESIZE_BILINEAR":
+            if ins[0] not in self.nchw:
+                raise UnsupportedModelError(f"{self.source}: RESIZE_BILINEAR of a non-image tensor")
+            (_, in_h, in_w, _), (out_h, out_w) = self.g.shapes[ins[0]], self.const(ins[1]).tolist()
+            flags = (op.options["align_corners"], op.options["half_pixel_centers"])
+            rows = self.weight(_source_positions(in_h, out_h, *flags).astype(np.float32), "rows")
+            cols = self.weight(_source_positions(in_w, out_w, *flags).astype(np.float32), "cols")
+            node = self.fresh(self.fx.call_function(resize_bilinear, (self.values[ins[0]], rows, cols)))
+            self.set(out, node, nchw=True)
         elif name == "RESHAPE":
             target = list(self.g.shapes[out])
             if target and target[0] == 1:

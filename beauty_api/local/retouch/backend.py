@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from ...run.concurrency import AdaptiveLimiter
     from ..faces.face import Face
-    from .engine import LocalEngine
+    from .engine import LocalEngine, VideoTracker
 
 ORIGIN = "local"
 
@@ -31,8 +31,11 @@ class LocalBackend:
     """RetouchBackend over LocalEngine. One image at a time: torch already uses every core for one.
 
     `video`: the frames of one video, in order (the batch's own sources; a lazy Sequence is fine).
-    The faces are then tracked across all of them once, on the first call, and image `index` is
-    retouched with frame `index`'s tracked faces: no jitter, and any call order works.
+    The faces are then tracked from frame to frame as the frames come (streamed: one frame in memory
+    at a time, however long the clip), and image `index` is retouched with frame `index`'s tracked
+    faces: no jitter. Any call order works: frames asked for early are tracked up to (their faces
+    kept, not their pixels); a frame asked for again restarts the tracking from the first frame.
+    `max_faces`: at most this many faces per image (the engine's setting when `engine` is given).
     """
 
     def __init__(
@@ -41,25 +44,42 @@ class LocalBackend:
         *,
         device: str | None = None,
         video: Sequence[SourceImage] | None = None,
+        max_faces: int | None = None,
     ) -> None:
         if engine is None:
             from .engine import LocalEngine
 
-            engine = LocalEngine(device=device)
+            engine = (
+                LocalEngine(device=device)
+                if max_faces is None
+                else LocalEngine(device=device, max_faces=max_faces)
+            )
         self.engine = engine
         self.video = video
-        self._tracked: list[list[Face]] | None = None
+        self._tracker: VideoTracker | None = None
+        self._next = 0  # the next frame the tracker expects
+        self._ahead: dict[int, list[Face]] = {}  # faces of frames tracked before they were asked for
         self._lock = threading.Lock()
 
-    def _tracked_faces(self, index: int, params: BeautyParams) -> list[Face] | None:
+    def _tracked_faces(
+        self, index: int, source: SourceImage, params: BeautyParams, check_cancel: CancelCheck | None
+    ) -> list[Face] | None:
         """Frame `index`'s tracked faces, or None when this is not a video (or no face control is set)."""
         from .engine import needs_faces
 
         if self.video is None or len(self.video) < 2 or not needs_faces(params):
             return None
-        if self._tracked is None:
-            self._tracked = self.engine.track_faces([frame.rgb for frame in self.video])
-        return self._tracked[index]
+        if index in self._ahead:
+            return self._ahead.pop(index)
+        if self._tracker is None or index < self._next:
+            self._tracker, self._next, self._ahead = self.engine.tracker(), 0, {}
+        while self._next < index:  # Cancel is checked between frames (one frame: well under 0.5 s)
+            raise_if_cancelled(check_cancel)
+            self._ahead[self._next] = self._tracker.faces(self.video[self._next].rgb)
+            self._next += 1
+        raise_if_cancelled(check_cancel)
+        self._next += 1
+        return self._tracker.faces(source.rgb)
 
     def retouch(
         self,
@@ -83,7 +103,7 @@ class LocalBackend:
         with self._lock:
             raise_if_cancelled(check_cancel)
             emit("processing")
-            faces = self._tracked_faces(index, params)
+            faces = self._tracked_faces(index, source, params, check_cancel)
             if faces is None:
                 result = self.engine.retouch(source.rgb, params)
             else:

@@ -4,6 +4,9 @@ Push-pull inpainting: average the known pixels (outside the brow) down an image 
 coarse pixel has a value, then come back up, filling each level's unknown part from the coarser level.
 It is the steady state of diffusion from the hole's border, in a handful of cheap poolings. A fill is
 flat, which reads as make-up rather than skin, so the fine detail of a patch of cheek is added to it.
+Only pixels darker than the fill are the brow's hair and are replaced: the skin between the hairs,
+highlights and light strands crossing the brow are kept, and the fill is never lighter on average
+than the skin around it (an area lighter than the skin is an inverted brow, not a removed one).
 """
 
 from __future__ import annotations
@@ -12,6 +15,10 @@ import torch
 import torch.nn.functional as F
 
 TEXTURE_STRENGTH = 0.7  # how much of the forehead's fine detail is lent to the fill
+# Only what is darker than the fill is brow: a pixel this much darker (0..1 luma) is replaced in full,
+# one at the fill's level or lighter (skin between the hairs, a blond strand, a highlight) is kept.
+HAIR_DARKER = (0.01, 0.06)
+_LUMA = (0.299, 0.587, 0.114)
 
 
 def fill_from_border(image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
@@ -61,6 +68,9 @@ def remove_brow(
 ) -> torch.Tensor:
     """Blend `crop` [1, 3, H, W] toward a skin fill of one brow inside the soft `mask` [H, W] by `amount`.
 
+    Only the brow's hair is replaced: pixels darker than the fill (HAIR_DARKER); the skin between
+    the hairs keeps its own texture, and lighter strands crossing the brow stay.
+
     Only skin-coloured pixels around the brow feed the fill (a fringe of hair just above a brow
     must not be smeared into it): those within 0.12 of `skin_colour` [3] in every channel's mean.
     The fill gets the fine detail of the patch of the same size centred on `texture_from` (x, y),
@@ -79,11 +89,21 @@ def remove_brow(
     if (~unknown).sum() < 0.2 * (~hole).sum():  # hardly any skin around: fill from whatever is there
         unknown = hole
     fill = fill_from_border(patch, unknown.float())
+    # the fill is no lighter on average than the skin it was filled from (a pale band reads as an
+    # inverted brow): the border's mean bounds the hole's mean
+    luma = torch.tensor(_LUMA, dtype=patch.dtype, device=patch.device).view(1, 3, 1, 1)
+    known = ~unknown
+    excess = (fill * luma).sum(1)[0][hole].mean() - (patch * luma).sum(1)[0][known].mean()
+    if bool(known.any()) and bool(hole.any()) and float(excess) > 0:
+        fill = fill - excess
+    darker = ((fill - patch) * luma).sum(1, keepdim=True)
+    t = ((darker - HAIR_DARKER[0]) / (HAIR_DARKER[1] - HAIR_DARKER[0])).clamp(0.0, 1.0)
+    hair = t * t * (3.0 - 2.0 * t)
     ph, pw = y1 - y0, x1 - x0
     tx0, ty0 = round(texture_from[0] - pw / 2), round(texture_from[1] - ph / 2)
     if tx0 >= 0 and ty0 >= 0 and tx0 + pw <= crop.shape[-1] and ty0 + ph <= crop.shape[-2]:
         fill = fill + TEXTURE_STRENGTH * _fine_detail(crop[..., ty0 : ty0 + ph, tx0 : tx0 + pw])
     out = crop.clone()
-    weight = amount * mask[y0:y1, x0:x1]
+    weight = amount * mask[y0:y1, x0:x1] * hair
     out[..., y0:y1, x0:x1] = patch + weight * (fill.clamp(0.0, 1.0) - patch)
     return out

@@ -2,9 +2,12 @@
 
 Per image: find the faces (on a copy at most ANALYSIS_MAX_SIDE px, landmarks scaled back), then for
 each face work on a crop around it (1.45x the face oval, so the cost follows the face, not the
-frame): whitening, brow removal and smoothing inside soft masks, then one warp. Every effect fades to
-zero before the crop's border, so the crop is written back as is. The look is the last step and the
-only one on the whole frame. Same input and settings, same output: nothing here is random, and the
+frame): whitening, brow removal and smoothing inside soft masks; then one warp on a wider crop
+(WARP_REACH times the oval: the warp fades out slowly beside the face, so what touches the jaw is
+carried along rather than sheared). Every effect fades to zero before its crop's border, so the crop
+is written back as is. The look is the last step and the only one on the whole frame. Same input,
+settings and torch thread count, same output: nothing here is random (1 and 2 threads may differ by
+one level: float sums in another order), and the
 8-bit input is only converted to float inside the crops.
 """
 
@@ -16,6 +19,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,17 +28,22 @@ from PIL import Image
 
 from ...params import SLIDER_NAMES, BeautyParams
 from ..faces.face import Face
+from ..faces.limits import MAX_FACES, MIN_FACE
 from ..faces.regions import region_mask
-from .brows import remove_brow
+from .brows import fill_from_border, remove_brow
 from .looks import apply_look
 from .tone import smooth_skin, whiten_u8
-from .warp import WarpAmounts, apply_displacement, crop_box, displacement_field
+from .warp import WARP_REACH, WarpAmounts, apply_displacement, crop_box, displacement_field
 
-ANALYSIS_MAX_SIDE = 1280  # faces are found on a copy this size at most (the mesh sees 256 px anyway)
+if TYPE_CHECKING:
+    from ..faces.tracking import FaceTracker
+
+ANALYSIS_MAX_SIDE = 2048  # faces are found on a copy this size at most (a 40 px face of 4096 keeps 20 px)
 SKIN_FEATHER = 0.07  # skin mask feather, fraction of the face's size
 SKIN_GROW = -0.035  # the skin mask stops this far inside its edges (eyes stay sharp, lips untouched)
 BROW_GROW = 0.02
 BROW_FEATHER = 0.035
+LASH_REACH = 0.045  # the brow fill stays this far (fraction of the face's size) from the eyes' contours
 WARP_BORDER = 0.08  # the warp's taper to zero at the crop's border, fraction of the face's size
 MASK_WORK_SIZE = 64  # masks are rasterised with the face at most this big, then upsampled (they are soft)
 
@@ -110,8 +119,9 @@ def _cheek_colour(crop: torch.Tensor, face: Face) -> torch.Tensor:
     return pixels.median(dim=1).values
 
 
-def _remove_brows(crop: torch.Tensor, face: Face, amount: float) -> torch.Tensor:
-    """Each brow filled with skin of the cheeks' colour, textured with a cheek's fine detail.
+def _remove_brows(crop: torch.Tensor, face: Face, amount: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each brow filled with skin of the cheeks' colour, textured with a cheek's fine detail; and the
+    brows' mask [H, W] times `amount` (what is skin now, for the whitening that follows).
 
     One mask for both brows, split at the nose bridge (point 168): each brow is filled on its own.
     """
@@ -119,6 +129,9 @@ def _remove_brows(crop: torch.Tensor, face: Face, amount: float) -> torch.Tensor
     size = max(face.size, 1.0)
     skin_colour = _cheek_colour(crop, face)
     both = _soft_mask(face, height, width, "brows", feather=BROW_FEATHER * size, grow=BROW_GROW * size)
+    # lashes, lids and what lies on them (a glasses rim) border the brow from below: kept
+    lids = _soft_mask(face, height, width, "eyes", feather=BROW_FEATHER * size, grow=LASH_REACH * size)
+    both = both * (1.0 - lids)
     split = min(width, max(0, round(float(face.landmarks[168, 0]))))
     for columns, cheek in ((slice(0, split), 205), (slice(split, width), 425)):
         mask = torch.zeros_like(both)
@@ -127,7 +140,7 @@ def _remove_brows(crop: torch.Tensor, face: Face, amount: float) -> torch.Tensor
         crop = remove_brow(
             crop, mask, amount, skin_colour=skin_colour, texture_from=(float(point[0]), float(point[1]))
         )
-    return crop
+    return crop, both * amount
 
 
 def retouch_face(rgb: np.ndarray, face: Face, params: BeautyParams, device: torch.device) -> None:
@@ -145,19 +158,48 @@ def retouch_face(rgb: np.ndarray, face: Face, params: BeautyParams, device: torc
     skin = torch.zeros(0)
     if params.whitening or params.smoothing:
         skin = _soft_mask(local, ch, cw, "skin", feather=SKIN_FEATHER * size, grow=SKIN_GROW * size)
+    if params.remove_eyebrow:
+        # before whitening, from the skin as it is: a fill taken from whitened skin and then left
+        # unwhitened (the skin mask excludes the brows) would not match the skin around it
+        crop, brows = _remove_brows(crop, local, params.remove_eyebrow / 100.0)
+        if params.whitening:
+            # whiten the filled brows as much as the skin around them (the skin mask has holes there)
+            around = fill_from_border(skin[None, None], (brows > 0.02).float())[0, 0]
+            skin = skin + brows * (around - skin)
+            crop_u8 = (crop[0] * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     if params.whitening:
         white = torch.from_numpy(whiten_u8(crop_u8, params.whitening)).to(device).permute(2, 0, 1)[None]
         crop = crop + skin * (white.float() / 255.0 - crop)
-    if params.remove_eyebrow:
-        crop = _remove_brows(crop, local, params.remove_eyebrow / 100.0)
     if params.smoothing:
         crop = smooth_skin(crop, skin, params.smoothing / 100.0, size)
     amounts = WarpAmounts(params.thinface / 100.0, params.shrink_face / 100.0, params.enlarge_eye / 100.0)
     if amounts.any:
-        field = displacement_field(local.landmarks, ch, cw, amounts, border=WARP_BORDER * size)
-        crop = apply_displacement(crop, field)
+        crop, (x0, y0, x1, y1) = _warp(rgb, crop, (x0, y0), face, amounts, device)
     out = (crop[0] * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     rgb[y0:y1, x0:x1] = out
+
+
+def _warp(
+    rgb: np.ndarray,
+    crop: torch.Tensor,
+    origin: tuple[int, int],
+    face: Face,
+    amounts: WarpAmounts,
+    device: torch.device,
+) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+    """The face's warp on its own, wider crop (the field fades out slowly beside the face), with the
+    tone-retouched `crop` (float, placed at `origin`) pasted in first: one rounding to 8 bits at the end."""
+    height, width = rgb.shape[:2]
+    box = crop_box(face.landmarks, height, width, WARP_REACH)
+    wx0, wy0, wx1, wy1 = box
+    wide = torch.from_numpy(np.ascontiguousarray(rgb[wy0:wy1, wx0:wx1])).to(device)
+    wide = wide.permute(2, 0, 1)[None].float() / 255.0
+    ox, oy = origin[0] - wx0, origin[1] - wy0
+    wide[..., oy : oy + crop.shape[-2], ox : ox + crop.shape[-1]] = crop
+    local = _face_in_crop(face, wx0, wy0).landmarks.to(device)
+    size = max(face.size, 1.0)
+    field = displacement_field(local, wy1 - wy0, wx1 - wx0, amounts, border=WARP_BORDER * size)
+    return apply_displacement(wide, field), box
 
 
 def retouch_faces(rgb: np.ndarray, faces: Sequence[Face], params: BeautyParams, device=None) -> np.ndarray:
@@ -182,10 +224,23 @@ def _scaled_face(face: Face, scale: float) -> Face:
 
 
 class LocalEngine:
-    """Finds faces and retouches them; holds the face-analysis models (loaded on first use)."""
+    """Finds faces and retouches them; holds the face-analysis models (loaded on first use).
 
-    def __init__(self, analyzer=None, *, device: torch.device | str | None = None) -> None:
+    `max_faces`: at most this many faces per image (best first); `min_face`: the smallest face (px of
+    the input) looked for, see faces/tiles.py."""
+
+    def __init__(
+        self,
+        analyzer=None,
+        *,
+        device: torch.device | str | None = None,
+        max_faces: int = MAX_FACES,
+        min_face: float = MIN_FACE,
+    ) -> None:
+        if max_faces < 1:
+            raise ValueError(f"max_faces must be at least 1, got {max_faces}")
         self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.max_faces, self.min_face = max_faces, min_face
         self._analyzer = analyzer
         self._lock = threading.Lock()
 
@@ -198,26 +253,34 @@ class LocalEngine:
                 self._analyzer = load_analyzer(device=self.device)
             return self._analyzer
 
-    def _analysis_input(self, frames: Sequence[np.ndarray]) -> tuple[torch.Tensor, float]:
-        """uint8 frames -> [B, H, W, 3] float tensor on the device, at most ANALYSIS_MAX_SIDE px, and the
-        factor back to the frames' pixels. Large frames are box-reduced by an integer factor in 8 bits
+    def _configured(self, factor: int):
+        """The analyzer with this engine's settings, for an analysis copy 1/`factor` the size."""
+        return self.analyzer.configured(max_faces=self.max_faces, min_face=self.min_face / factor)
+
+    def _analysis_input(self, rgb: np.ndarray) -> tuple[torch.Tensor, int]:
+        """A uint8 frame -> HxWx3 float tensor on the device, at most ANALYSIS_MAX_SIDE px, and the
+        factor back to the frame's pixels. Large frames are box-reduced by an integer factor in 8 bits
         (Pillow, before any float copy of the full frame exists)."""
-        height, width = frames[0].shape[:2]
-        factor = math.ceil(max(height, width) / ANALYSIS_MAX_SIDE)
+        height, width = rgb.shape[:2]
+        factor = max(1, math.ceil(max(height, width) / ANALYSIS_MAX_SIDE))
         if factor > 1:
-            frames = [np.asarray(Image.fromarray(np.ascontiguousarray(f)).reduce(factor)) for f in frames]
-        batch = torch.from_numpy(np.stack(frames) if len(frames) > 1 else np.array(frames[0])[None])
-        return batch.to(self.device).float() / 255.0, float(factor)
+            rgb = np.asarray(Image.fromarray(np.ascontiguousarray(rgb)).reduce(factor))
+        pixels = rgb if rgb.flags.writeable else np.array(rgb)  # torch refuses read-only arrays
+        return torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device).float() / 255.0, factor
 
     def find_faces(self, rgb: np.ndarray) -> list[Face]:
-        image, scale = self._analysis_input([rgb])
-        faces = self.analyzer.analyze(image[0])
-        return [_scaled_face(face, scale) if scale != 1.0 else face for face in faces]
+        image, factor = self._analysis_input(rgb)
+        faces = self._configured(factor).analyze(image)
+        return [_scaled_face(face, factor) if factor != 1 else face for face in faces]
+
+    def tracker(self, *, fps: float = 30.0) -> VideoTracker:
+        """Follows the faces of one video, frame by frame (`faces(rgb)` per frame, in order)."""
+        return VideoTracker(self, fps)
 
     def track_faces(self, frames: Sequence[np.ndarray]) -> list[list[Face]]:
-        images, scale = self._analysis_input(frames)
-        found = self.analyzer.track(images)
-        return [[_scaled_face(f, scale) if scale != 1.0 else f for f in faces] for faces in found]
+        """The faces of each frame of a video; frames are analysed one at a time (streamed)."""
+        tracker = self.tracker()
+        return [tracker.faces(frame) for frame in frames]
 
     def retouch(self, rgb: np.ndarray, params: BeautyParams) -> LocalImageResult:
         """One HxWx3 uint8 image; "no face" is a result (the look is still applied), never an error."""
@@ -239,4 +302,19 @@ class LocalEngine:
         return LocalImageResult(image, len(faces), time.perf_counter() - started)
 
 
-__all__ = ["LocalEngine", "LocalImageResult", "is_identity", "retouch_faces"]
+class VideoTracker:
+    """A LocalEngine's FaceTracker, on analysis copies of uint8 frames, faces in the frames' pixels."""
+
+    def __init__(self, engine: LocalEngine, fps: float) -> None:
+        self.engine, self.fps = engine, fps
+        self._tracker: FaceTracker | None = None
+
+    def faces(self, rgb: np.ndarray) -> list[Face]:
+        image, factor = self.engine._analysis_input(rgb)
+        if self._tracker is None:
+            self._tracker = self.engine._configured(factor).tracker(fps=self.fps)
+        faces = self._tracker.step(image)
+        return [_scaled_face(face, factor) if factor != 1 else face for face in faces]
+
+
+__all__ = ["LocalEngine", "LocalImageResult", "VideoTracker", "is_identity", "retouch_faces"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -44,12 +44,23 @@ def smooth_skin(crop: torch.Tensor, mask: torch.Tensor, amount: float, face_size
     radius = max(1, round(SMOOTH_RADIUS * face_size))
     subsample = max(1, math.ceil(face_size / SMOOTH_WORK_SIZE))
     channels = crop.transpose(0, 1)  # [3, 1, H, W]: each channel is its own guide (cheap, no 3x3 solve)
+    extra: dict[str, Any] = {"separable": True} if _has_separable() else {}  # kornia >= 0.9: faster
     base = kornia.filters.guided_blur(
-        channels, channels, 2 * radius + 1, SMOOTH_EPS, subsample=subsample, separable=True
+        channels, channels, 2 * radius + 1, SMOOTH_EPS, subsample=subsample, **extra
     )
     base = base.transpose(0, 1)
     smoothed = base + TEXTURE_KEPT * (crop - base)
     return crop + (amount * mask) * (smoothed - crop)
+
+
+@cache
+def _has_separable() -> bool:
+    """Whether this kornia's guided_blur takes `separable` (0.9 on); 0.7.1 to 0.8 give the same blur."""
+    import inspect
+
+    import kornia.filters
+
+    return "separable" in inspect.signature(kornia.filters.guided_blur).parameters
 
 
 def _lab_curve(lab: torch.Tensor, amount: float) -> torch.Tensor:

@@ -1,23 +1,31 @@
 """Face reshaping: thinface, shrink_face and enlarge_eye as ONE smooth displacement field per face.
 
-Each control contributes a backward displacement (where each output pixel takes its colour from),
-anchored on the landmarks and falling off smoothly to zero:
-- shrink_face: the face oval scaled toward its centroid; the scale fades out between 0.85 and 1.35
-  times the oval's own radius in each direction, so the background further out never moves;
+The field is backward (where each output pixel takes its colour from), anchored on the landmarks:
+- shrink_face: the face scaled toward its oval's centroid;
 - thinface: the lower face (from below the eyes to the chin) compressed toward the face's centre line
   (the line from the nose bridge, point 168, to the chin, 152), more at the jaw than at the mouth;
 - enlarge_eye: each eye magnified about its iris centre (468, 473) with a radial falloff of twice
   the eye's radius; the magnification is isotropic, so irises stay round, and the iris centres do
   not move, so the distance between the pupils is kept.
-The three are summed on a coarse grid (the field is smooth, so a quarter of the crop's resolution is
-indistinguishable), multiplied by a taper that is zero at the crop's border, upsampled, and applied
-with one `grid_sample`. Coordinates are crop pixels with integer values at pixel centres.
+
+Bending only the face: shrink and thinface are defined inside the face and carried outside it by a
+radial remap. With rho a point's distance from the oval's centroid divided by the oval's radius in
+that direction, both are evaluated at the point moved to radius `profile(rho)`: itself inside the
+face, a shell just inside the oval for rho up to RING_END, then the centroid (no displacement) by
+FALLOFF_END. So what sits beside the jaw (an earring, a collar, a ring drawn around the mouth) is
+carried along with the jaw almost rigidly, and the field decays only farther out, where it is small
+against the distance it decays over. A steep fall-off right at the jaw is what sheared such things.
+The three are summed on a coarse grid (the field is smooth), multiplied by a taper that is zero at
+the crop's border, upsampled, and applied with one `grid_sample`. Coordinates are crop pixels with
+integer values at pixel centres. Figures (stretch ratio, fold, jaw curvature) are in
+docs/local-engine.md, next to the test that measures them.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import torch
@@ -25,17 +33,25 @@ import torch.nn.functional as F
 
 from ..faces import topology as T
 
-# Strength of each control at 100 (tuned so the measured changes clear the issue's thresholds with room).
-SHRINK_AT_100 = 0.12  # the oval is sampled from 1.12x farther out: the face becomes ~0.89x as large
-THIN_AT_100 = 0.2  # the jaw line is sampled from 1.2x farther from the centre line
+# Strength of each control at 100 (tuned so the measured changes clear the issue's thresholds with room,
+# while the field stays nearly conformal beside the face: see docs/local-engine.md).
+SHRINK_AT_100 = 0.075  # the face is sampled from 1.085x farther out: it becomes ~0.92x as large
+THIN_AT_100 = 0.12  # the jaw line is sampled from 1.11x farther from the centre line
+THIN_LIFT = 0.4  # thinface's lift, as a fraction of its narrowing
 EYE_AT_100 = 0.26  # the iris is sampled from 0.74x as far: ~1.35x larger, the lid contour ~1.17x
 
-# The falloff of shrink_face and thinface, in units of the oval's radius in that direction.
-FADE_START, FADE_END = 0.85, 1.35
-# How far out the crop around a face must reach, in oval radii, for every effect to fit inside it.
+# The radial remap that carries the face's field outside it, in oval radii: identity up to KNEE_START,
+# easing into a constant shell by KNEE_END, kept up to RING_END, eased to zero by FALLOFF_END.
+KNEE_START, KNEE_END = 0.7, 1.2
+RING_END = 1.35
+FALLOFF_END = 2.7
+# How far out the crops around a face must reach, in oval radii: the tone work (smoothing, whitening,
+# brows) stays inside the face; the warp reaches to the end of its fall-off.
 CROP_REACH = 1.45
-_FIELD_MAX_SIDE = 192  # the coarse field never has more samples per side than this
+WARP_REACH = FALLOFF_END + 0.05
+_FIELD_MAX_SIDE = 128  # the coarse field never has more samples per side than this
 _ANGLE_BINS = 720
+_PROFILE_STEP = 0.005
 
 
 @dataclass(frozen=True)
@@ -56,6 +72,33 @@ def _smoothstep(edge0: float, edge1: float, x: torch.Tensor) -> torch.Tensor:
     return t * t * (3.0 - 2.0 * t)
 
 
+@cache
+def _profile_table() -> torch.Tensor:
+    """profile(rho) sampled every _PROFILE_STEP up to FALLOFF_END: the integral of a slope that is 1
+    up to KNEE_START, eases (cosine) to 0 by KNEE_END, stays 0 to RING_END, and then dips as a
+    sine-squared bump whose area returns the profile to exactly 0 at FALLOFF_END."""
+    rho = np.arange(0.0, FALLOFF_END + _PROFILE_STEP, _PROFILE_STEP)
+    knee = np.clip((rho - KNEE_START) / (KNEE_END - KNEE_START), 0.0, 1.0)
+    slope = 0.5 * (1.0 + np.cos(math.pi * knee))
+    fall = np.clip((rho - RING_END) / (FALLOFF_END - RING_END), 0.0, 1.0)
+    bump = np.sin(math.pi * fall) ** 2
+    shell = KNEE_START + 0.5 * (KNEE_END - KNEE_START)  # the integral of the slope up to KNEE_END
+    slope = slope - bump * shell / (0.5 * (FALLOFF_END - RING_END))
+    table = np.concatenate([[0.0], np.cumsum(0.5 * (slope[1:] + slope[:-1]) * _PROFILE_STEP)])
+    table[-1] = 0.0
+    return torch.from_numpy(table.clip(0.0)).float()
+
+
+def _profile(rho: torch.Tensor) -> torch.Tensor:
+    """The radius (in oval radii) at which the face's field is evaluated for a point at `rho`."""
+    table = _profile_table().to(rho.device)
+    position = (rho / _PROFILE_STEP).clamp(0.0, table.numel() - 1.001)
+    low = position.floor()
+    i0 = low.long()
+    frac = position - low
+    return table[i0] * (1 - frac) + table[i0 + 1] * frac
+
+
 def _oval_radius_lookup(points: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
     """The oval's radius about `centre` at _ANGLE_BINS evenly spaced angles (linear in angle, periodic)."""
     offsets = (points - centre).double().cpu().numpy()
@@ -66,8 +109,10 @@ def _oval_radius_lookup(points: torch.Tensor, centre: torch.Tensor) -> torch.Ten
     return torch.from_numpy(table).to(device=points.device, dtype=torch.float32)
 
 
-def _normalised_radius(xy: torch.Tensor, centre: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """|x - c| divided by the oval's radius in x's direction: 1 on the oval, 0 at its centroid."""
+def normalised_radius(xy: torch.Tensor, oval: torch.Tensor) -> torch.Tensor:
+    """|x - c| divided by the oval's radius in x's direction (c: the oval's centroid): 1 on the oval."""
+    centre = oval.mean(0)
+    table = _oval_radius_lookup(oval, centre)
     d = xy - centre
     theta = torch.atan2(d[..., 1], d[..., 0])
     position = (theta + math.pi) / (2 * math.pi) * _ANGLE_BINS
@@ -79,15 +124,43 @@ def _normalised_radius(xy: torch.Tensor, centre: torch.Tensor, table: torch.Tens
     return d.norm(dim=-1) / radius.clamp_min(1e-3)
 
 
-def crop_box(landmarks: torch.Tensor, height: int, width: int) -> tuple[int, int, int, int]:
-    """(x0, y0, x1, y1), x1/y1 exclusive: the region a face's retouch may touch, clipped to the image."""
+def crop_box(
+    landmarks: torch.Tensor, height: int, width: int, reach: float = CROP_REACH
+) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1), x1/y1 exclusive: the oval scaled `reach` times about its centroid, clipped to
+    the image. CROP_REACH: where the tone work may touch; WARP_REACH: where the warp may move pixels."""
     oval = landmarks[list(T.FACE_OVAL), :2].float()
     centre = oval.mean(0)
-    reach = centre + (oval - centre) * CROP_REACH
-    lo, hi = reach.amin(0), reach.amax(0)
+    far = centre + (oval - centre) * reach
+    lo, hi = far.amin(0), far.amax(0)
     x0, y0 = max(0, math.floor(lo[0].item())), max(0, math.floor(lo[1].item()))
     x1, y1 = min(width, math.ceil(hi[0].item()) + 1), min(height, math.ceil(hi[1].item()) + 1)
     return x0, y0, x1, y1
+
+
+def _face_field(xy: torch.Tensor, lm: torch.Tensor, amounts: WarpAmounts) -> torch.Tensor:
+    """shrink_face + thinface at points `xy` [..., 2] inside the face (no fall-off)."""
+    oval = lm[list(T.FACE_OVAL)]
+    centre = oval.mean(0)
+    field = torch.zeros_like(xy)
+    if amounts.shrink_face > 0:
+        field += (xy - centre) * (SHRINK_AT_100 * amounts.shrink_face)
+    if amounts.thinface > 0:
+        top, chin = lm[168], lm[152]
+        length = (chin - top).norm().clamp_min(1.0)
+        down = (chin - top) / length
+        across = torch.stack([-down[1], down[0]])
+        u = (xy - top) @ across  # signed distance from the centre line
+        v = ((xy - top) @ down) / length  # 0 at the eyes' level, 1 at the chin
+        half_width = ((oval - top) @ across).abs().max().clamp_min(1.0)
+        lower = _smoothstep(-0.3, 0.7, v)
+        toward_jaw = _smoothstep(0.0, 1.0, u.abs() / half_width)
+        strength = THIN_AT_100 * amounts.thinface
+        field += (u * strength * lower * toward_jaw).unsqueeze(-1) * across
+        # and a little upward, toward the eyes: a narrowing with a lift is closer to a similarity, so
+        # what sits beside the jaw is sheared less for the same slimming
+        field += (v * length * strength * THIN_LIFT * lower).unsqueeze(-1) * down
+    return field
 
 
 def displacement_field(
@@ -96,7 +169,7 @@ def displacement_field(
     """The backward displacement [height, width, 2] (pixels, x then y) of one face on its crop.
 
     `landmarks` are in crop pixels; `border` is the width (px) of the taper to zero at the crop's edge
-    (except where the crop edge is the image edge, the taper is what keeps content from being pulled in).
+    (it matters only where the image's edge clips the crop: elsewhere the field is zero there already).
     """
     device = landmarks.device
     step = max(1.0, max(height, width) / _FIELD_MAX_SIDE, min(4.0, max(height, width) / 64))
@@ -107,26 +180,15 @@ def displacement_field(
     lm = landmarks[:, :2].float()
     field = torch.zeros_like(xy)
 
-    oval = lm[list(T.FACE_OVAL)]
-    centre = oval.mean(0)
-    rho = _normalised_radius(xy, centre, _oval_radius_lookup(oval, centre))
-    inside = 1.0 - _smoothstep(FADE_START, FADE_END, rho)
-
-    if amounts.shrink_face > 0:
-        field += (xy - centre) * (SHRINK_AT_100 * amounts.shrink_face * inside).unsqueeze(-1)
-
-    if amounts.thinface > 0:
-        top, chin = lm[168], lm[152]
-        length = (chin - top).norm().clamp_min(1.0)
-        down = (chin - top) / length
-        across = torch.stack([-down[1], down[0]])
-        u = (xy - top) @ across  # signed distance from the centre line
-        v = ((xy - top) @ down) / length  # 0 at the eyes' level, 1 at the chin
-        half_width = ((oval - top) @ across).abs().max().clamp_min(1.0)
-        lower = _smoothstep(0.05, 0.45, v)
-        toward_jaw = _smoothstep(0.0, 0.6, u.abs() / half_width)
-        weight = THIN_AT_100 * amounts.thinface * lower * toward_jaw * inside
-        field += (u * weight).unsqueeze(-1) * across
+    if amounts.shrink_face > 0 or amounts.thinface > 0:
+        oval = lm[list(T.FACE_OVAL)]
+        centre = oval.mean(0)
+        rho = normalised_radius(xy, oval)
+        radius = _profile(rho)
+        shell = _profile(torch.tensor(RING_END))
+        scale = radius.clamp_max(shell) / rho.clamp_min(1e-6)
+        decay = torch.where(rho > RING_END, radius / shell, torch.ones_like(radius))
+        field += _face_field(centre + (xy - centre) * scale.unsqueeze(-1), lm, amounts) * decay.unsqueeze(-1)
 
     if amounts.enlarge_eye > 0:
         for contour, iris in ((T.RIGHT_EYE, T.RIGHT_IRIS_CENTER), (T.LEFT_EYE, T.LEFT_IRIS_CENTER)):
