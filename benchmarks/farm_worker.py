@@ -26,7 +26,10 @@ sys.path[:0] = [str(HERE), str(HERE / "tests")]
 SETTINGS = {"filter": "Sakura"}  # the same request from the CLI and the node: same fingerprint
 LEDGER_METHODS = (
     "claim",
+    "mark_sending",
     "record_submitted",
+    "record_unknown",
+    "record_answered",
     "record_result_url",
     "record_done",
     "release",
