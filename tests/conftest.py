@@ -143,3 +143,16 @@ def postgres_url(postgres_server: Any) -> str:
 
 
 _DATABASES = [0]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def both_ledgers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Run a test on the local SQLite ledger and on a shared PostgreSQL one (FACE_BEAUTY_LEDGER_URL
+    set to a fresh database, for this process and the worker processes it starts)."""
+    if request.param == "postgresql":
+        monkeypatch.setenv("FACE_BEAUTY_LEDGER_URL", request.getfixturevalue("postgres_url"))
+    yield request.param
+    if request.param == "postgresql":
+        from beauty_api.ledger.ledger_choice import close_shared_stores
+
+        close_shared_stores()
