@@ -3,22 +3,24 @@
 The same rows, states and answers as the SQLite journal (journal.py), for many workers on many
 machines: `claim()` runs in one transaction under a per-fingerprint advisory lock, so of any
 number of workers that claim one image at once exactly one is told to submit; the others wait
-for its task id and resume it. A claim is a lease: its owner renews it (`heartbeat`) while its
-submit is under way; it is taken over only when it was not renewed for `claim_timeout` or its
-owner is provably dead (journal_claims.claim_is_stale: a process on the claimer's own host that
-no longer runs). Times come from the server's clock, so machines whose clocks differ agree on
-every lease and age.
+for its task id and resume it. A claim is a lease (journal_claims.claim_is_stale): the claim of
+an owner on this host lives exactly as long as that process; an owner on another host renews it
+(`heartbeat`, the choke point's thread) while its request is under way, and it is taken over
+only when it was not renewed for `claim_timeout`. Times come from the server's clock (or the
+injected `time_source`), so machines whose clocks differ agree on every lease and age.
 
 Row states: 'submitting' (claimed) -> 'sending' (the request is about to leave) -> 'submitted'
 (task id) -> 'result' (result URL) -> 'done' ('done' without a task id: a sync request's result
 went to the cache); and 'unknown': the request was sent and no answer came, so a paid task may
 exist that nobody can find. A 'sending' claim whose owner died becomes 'unknown', never a
 takeover (the dead owner's request may have been paid). An 'unknown' row answers UNKNOWN to
-every claim (no automatic re-submit) until the user forgets it (`journal forget`); it does not
-expire on its own.
+every claim (no automatic re-submit) until the user forgets it (`journal forget`), or until the
+task lifetime has passed (its result would be gone anyway), exactly as in the SQLite journal.
 
-Fails closed: every method raises postgres_store.SharedLedgerUnavailable when the database
-cannot be used within its wait. It never answers "submit" without having recorded the claim.
+Fails closed: `claim`, `mark_sending`, `entries` and `forget_matching` raise
+postgres_store.SharedLedgerUnavailable (a LedgerUnavailable) when the database cannot be used
+within their wait, so nothing is sent unprotected; the bookkeeping after a send is logged and
+answers False, as the SQLite journal's does.
 """
 
 from __future__ import annotations
