@@ -352,3 +352,19 @@ def resolve_base_url(explicit: str | None = None) -> str:
     if from_file is not None and _clean(from_file):
         return _validate_base_url(from_file, f"the config file {config.path}")
     return DEFAULT_BASE_URL
+
+
+# -- other settings of the config file ---------------------------------------------------------
+
+
+def config_file_value(name: str) -> tuple[str | None, Path | None]:
+    """A setting `name` of the config file's [ailabtools] section (blank counts as unset), and the file.
+
+    For settings of other parts of the pack (e.g. `ledger_url`), read with the same search
+    order and the same one-line errors as the key.
+    """
+    config = _read_config()
+    value = config.values.get(name)
+    if value is None or not _clean(value):
+        return None, config.path
+    return _clean(value), config.path

@@ -8,6 +8,7 @@ leak a real key or touch the user's journal and result cache.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
@@ -28,9 +29,12 @@ EMULATOR_KEY = "emulator-key"
 
 @pytest.fixture(autouse=True)
 def _isolate_from_user_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No real key, base URL or config file, and a private state folder, for every test."""
-    for name in ("AILAB_API_KEY", "AILAB_API_BASE_URL", "AILAB_CONFIG_FILE"):
+    """No real key, base URL, config file or shared ledger, and a private state folder, for every test."""
+    for name in ("AILAB_API_KEY", "AILAB_API_BASE_URL", "AILAB_CONFIG_FILE", "FACE_BEAUTY_LEDGER_URL"):
         monkeypatch.delenv(name, raising=False)
+    for name in ("PGPASSWORD", "PGPASSFILE", "PGSERVICE", "PGHOST", "PGPORT", "PGUSER", "PGDATABASE"):
+        monkeypatch.delenv(name, raising=False)  # libpq's own settings of the developer's shell
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "no-pgpass"))  # never the developer's ~/.pgpass
     state_dir = tmp_path / "face_beauty_state"
     state_dir.mkdir()
     monkeypatch.setenv("FACE_BEAUTY_STATE_DIR", str(state_dir))
@@ -105,3 +109,50 @@ def sample_rgb() -> np.ndarray:
 def sample_png_bytes() -> bytes:
     """`sample_rgb` encoded as PNG: a small valid upload with one frontal face."""
     return _sample_png()
+
+
+# -- the shared ledger's PostgreSQL (tests/postgres_server.py) ----------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """One throwaway PostgreSQL for the whole session, started on first use, stopped by pid at the end.
+
+    Skipped with the reason when this machine has no PostgreSQL or no driver; `.ci/run` sets
+    FACE_BEAUTY_REQUIRE_POSTGRES=1, and then a missing server fails the tests instead.
+    """
+    import postgres_server as pg
+
+    reason = pg.unavailable_reason()
+    if reason is not None:
+        if os.environ.get(pg.REQUIRE_ENV):
+            pytest.fail(f"{pg.REQUIRE_ENV} is set but {reason}")
+        pytest.skip(reason)
+    server = pg.PostgresServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Any) -> str:
+    """A fresh, empty database on the session's server: the value FACE_BEAUTY_LEDGER_URL would have."""
+    _DATABASES[0] += 1
+    return postgres_server.create_database(f"test_{os.getpid()}_{_DATABASES[0]}")
+
+
+_DATABASES = [0]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def both_ledgers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Run a test on the local SQLite ledger and on a shared PostgreSQL one (FACE_BEAUTY_LEDGER_URL
+    set to a fresh database, for this process and the worker processes it starts)."""
+    if request.param == "postgresql":
+        monkeypatch.setenv("FACE_BEAUTY_LEDGER_URL", request.getfixturevalue("postgres_url"))
+    yield request.param
+    if request.param == "postgresql":
+        from beauty_api.ledger.ledger_choice import close_shared_stores
+
+        close_shared_stores()

@@ -17,7 +17,7 @@ from beauty_api.api.client import ClientSettings, FaceBeautyClient
 from beauty_api.api.retry_policy import RetrySettings
 from beauty_api.clock import Clock
 from beauty_api.codec import SourceImage
-from beauty_api.ledger.storage_paths import open_journal, open_result_cache
+from beauty_api.ledger.ledger_choice import open_ledger
 from beauty_api.run.api_backend import ApiBackend
 
 EMULATOR_KEY = "emulator-key"
@@ -39,9 +39,11 @@ def make_backend(
     cache: bool = True,
     clock: Clock | None = None,
 ) -> ApiBackend:
-    """The production backend (journal + cache under `state`) pointed at an emulator."""
+    """The production backend (journal + cache under `state`, or the shared ledger that
+    FACE_BEAUTY_LEDGER_URL names: the `both_ledgers` fixture) pointed at an emulator."""
     client = FaceBeautyClient(EMULATOR_KEY, base_url, settings=settings, clock=clock)
-    return ApiBackend(client, journal=open_journal(state), cache=open_result_cache(state, enabled=cache))
+    ledger = open_ledger(state, use_cache=cache)
+    return ApiBackend(client, journal=ledger.journal, cache=ledger.cache)
 
 
 def portraits(base: np.ndarray, count: int) -> list[SourceImage]:

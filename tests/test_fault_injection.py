@@ -31,11 +31,15 @@ from beauty_api.errors import (
     TaskFailedError,
 )
 from beauty_api.ledger.journal import CLAIM_TIMEOUT, TaskJournal
-from beauty_api.ledger.storage_paths import open_journal, state_dir
+from beauty_api.ledger.ledger_choice import open_ledger
+from beauty_api.ledger.storage_paths import state_dir
 from beauty_api.params import BeautyParams
 from beauty_api.run.api_backend import ApiBackend
 from beauty_api.run.backend import RetouchOptions
 from beauty_api.run.batch import retouch_batch
+
+# Every scenario on the local SQLite ledger and on a shared PostgreSQL one (issue 18).
+pytestmark = pytest.mark.usefixtures("both_ledgers")
 
 HELPERS = Path(__file__).resolve().parent / "pipeline_helpers.py"
 REPO = HELPERS.parents[1]
@@ -346,7 +350,7 @@ def test_a_process_killed_while_polling_is_resumed_with_zero_new_submits(
     worker = _worker(emulator, state, 2)
     try:
         # "While polling": both tasks exist and the worker has recorded them in the journal.
-        journal = open_journal(state)
+        journal = open_ledger(state, use_cache=False).journal  # whichever ledger the worker uses
         _wait_for(lambda: sum(1 for entry in journal.entries() if entry.task_id) == 2)
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(timeout=5)

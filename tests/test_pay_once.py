@@ -63,6 +63,7 @@ def _is_super_call(node: ast.expr) -> bool:
 # -- defect 2: sync requests claim, and a Cancel never abandons one --------------------------
 
 
+@pytest.mark.usefixtures("both_ledgers")  # issue 18: the shared ledger too
 def test_cancel_during_a_sync_request_keeps_its_answer_and_a_rerun_pays_nothing(emulator, images) -> None:
     emulator.faults.slow("submit", 1, seconds=0.4)
     backend = make_backend(emulator.base_url, state_dir())
@@ -96,6 +97,7 @@ def test_a_sync_request_without_an_answer_is_not_sent_again_until_forgotten(emul
     assert emulator.stats.paid_submits == 2
 
 
+@pytest.mark.usefixtures("both_ledgers")  # issue 18: the shared ledger too
 def test_an_async_submit_without_an_answer_is_not_sent_again_until_forgotten(emulator, images) -> None:
     emulator.faults.drop_connections("submit", 1, after_processing=True)
     with pytest.raises(SubmitOutcomeUnknown):
@@ -156,6 +158,7 @@ def test_a_wrong_key_costs_one_request_whatever_the_concurrency(emulator, images
     assert isinstance(next(f.error for f in result.failures if f.index not in result.not_sent), ApiError)
 
 
+@pytest.mark.usefixtures("both_ledgers")  # issue 18: the shared ledger too
 def test_after_the_first_request_is_accepted_the_rest_go_together(emulator, images) -> None:
     backend = make_backend(emulator.base_url, state_dir())
     result = retouch_batch(backend, images, PARAMS, concurrency=3)
@@ -174,6 +177,7 @@ def _reencoded(upload: EncodedImage) -> EncodedImage:
     return EncodedImage(buffer.getvalue(), upload.mime_type, upload.filename, upload.size, upload.source_size)
 
 
+@pytest.mark.usefixtures("both_ledgers")  # issue 18: the shared ledger too
 def test_an_encoder_upgrade_between_runs_still_hits_the_cache_and_resumes(
     emulator, images, monkeypatch
 ) -> None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .output import EXIT_OK, out
 
 if TYPE_CHECKING:
-    from ..ledger.result_cache import ResultCache
+    from ..ledger.ledger_choice import AnyCache
     from ..ledger.storage_paths import CacheSettings
 
 
@@ -21,22 +20,31 @@ def _human_size(size: float) -> str:
     return f"{size:.1f} GiB"  # pragma: no cover - the loop returns
 
 
-def _open_cache() -> tuple[Path, CacheSettings, ResultCache | None]:
-    """The result cache at its usual place (with the limits from the environment), or None if absent."""
+def _open_cache() -> tuple[str, CacheSettings, AnyCache | None]:
+    """The result cache at its usual place (with the limits from the environment), or None if absent.
+
+    With FACE_BEAUTY_LEDGER_URL set, the farm's cache in that database (shown without secrets).
+    """
+    from ..ledger.ledger_choice import open_ledger
+    from ..ledger.ledger_url import resolve_ledger_url
     from ..ledger.result_cache import ResultCache
     from ..ledger.storage_paths import cache_dir, cache_settings, state_dir
 
-    directory = cache_dir(state_dir())
     settings = cache_settings()
+    if resolve_ledger_url() is not None:
+        ledger = open_ledger(state_dir(), use_cache=True)
+        return f"database: {ledger.location}", settings, ledger.cache
+    directory = cache_dir(state_dir())
     if not directory.is_dir():
-        return directory, settings, None
-    return directory, settings, ResultCache(directory, max_bytes=settings.max_bytes, max_age=settings.max_age)
+        return f"directory: {directory}", settings, None
+    cache = ResultCache(directory, max_bytes=settings.max_bytes, max_age=settings.max_age)
+    return f"directory: {directory}", settings, cache
 
 
 def cmd_cache_info(args: argparse.Namespace) -> int:
-    directory, settings, cache = _open_cache()
+    where, settings, cache = _open_cache()
     stats = cache.stats() if cache is not None else None
-    out(f"directory: {directory}" + ("" if cache is not None else " (not created yet)"))
+    out(where + ("" if cache is not None else " (not created yet)"))
     out(f"entries: {stats.entries if stats else 0}")
     out(
         f"total size: {_human_size(stats.total_bytes if stats else 0)} "
@@ -48,7 +56,7 @@ def cmd_cache_info(args: argparse.Namespace) -> int:
 
 
 def cmd_cache_clear(args: argparse.Namespace) -> int:
-    directory, _settings, cache = _open_cache()
+    where, _settings, cache = _open_cache()
     removed = cache.clear() if cache is not None else 0
-    out(f"removed {removed} cached result(s) from {directory}")
+    out(f"removed {removed} cached result(s) from {where.split(': ', 1)[1]}")
     return EXIT_OK

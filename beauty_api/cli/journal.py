@@ -44,9 +44,11 @@ def add_journal_command(commands: argparse._SubParsersAction, verbose: argparse.
 
 
 def _open_journal():
-    from ..ledger.storage_paths import open_journal, state_dir
+    """The journal this user's runs use: the local SQLite file, or the farm's (FACE_BEAUTY_LEDGER_URL)."""
+    from ..ledger.ledger_choice import open_ledger
+    from ..ledger.storage_paths import state_dir
 
-    return open_journal(state_dir())
+    return open_ledger(state_dir(), use_cache=False).journal
 
 
 def cmd_journal_reset(args: argparse.Namespace) -> int:

@@ -27,10 +27,11 @@ from ..errors import (
 )
 from ..ledger.fingerprint import legacy_fingerprint, pixel_digest, request_fingerprint
 from ..ledger.journal_claims import RESUME, Claim, new_owner
+from ..ledger.ledger_choice import AnyCache, AnyJournal, open_ledger
 from ..ledger.ledger_store import FORGET_HINT
-from ..ledger.result_cache import NullCache, ResultCache
+from ..ledger.result_cache import NullCache
 from ..ledger.state_merge import adopt_state
-from ..ledger.storage_paths import legacy_comfy_dir, open_journal, open_result_cache, state_dir, timings_path
+from ..ledger.storage_paths import legacy_comfy_dir, state_dir, timings_path
 from ..params import BeautyParams
 from .backend import CREDITS_PER_IMAGE, DEFAULT_OPTIONS, RetouchOptions, RetouchOutcome
 from .image_run import ImageRun
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
 
     from ..api.client import ClientSettings, FaceBeautyClient, SubmitReceipt
     from ..api.protocol import TaskState
-    from ..ledger.journal import TaskJournal
     from .concurrency import AdaptiveLimiter
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,8 @@ class ApiBackend:
         self,
         client: FaceBeautyClient,
         *,
-        journal: TaskJournal | None = None,
-        cache: ResultCache | NullCache | None = None,
+        journal: AnyJournal | None = None,
+        cache: AnyCache | None = None,
         clock: Clock | None = None,
         timings: TaskTimings | None = None,
     ) -> None:
@@ -104,10 +104,11 @@ class ApiBackend:
         directory = state_dir()  # one ledger per OS user, whoever asks
         if comfy_user_dir is not None:  # ComfyUI's own ledger from before: taken over on first use
             adopt_state(legacy_comfy_dir(comfy_user_dir), directory)
+        ledger = open_ledger(directory, use_cache=use_cache)  # FACE_BEAUTY_LEDGER_URL: a farm's PostgreSQL
         return cls(
             client,
-            journal=open_journal(directory),
-            cache=open_result_cache(directory, enabled=use_cache),
+            journal=ledger.journal,
+            cache=ledger.cache,
             timings=TaskTimings(timings_path(directory)),
         )
 

@@ -31,7 +31,8 @@ from ..errors import (
 if TYPE_CHECKING:
     from ..api.client import FaceBeautyClient
     from ..clock import Deadline
-    from ..ledger.journal import Claim, TaskJournal
+    from ..ledger.journal import Claim
+    from ..ledger.ledger_choice import AnyJournal
     from .image_run import ImageRun
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ class TaskSource(Protocol):
     polled, recorded and downloaded alike)."""
 
     client: FaceBeautyClient
-    journal: TaskJournal | None
+    journal: AnyJournal | None
 
     def wait_for_result(self, task_id: str, deadline: Deadline, run: ImageRun) -> str: ...
 

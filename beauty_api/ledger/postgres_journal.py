@@ -1,0 +1,402 @@
+"""The task journal in a shared PostgreSQL database: one row per request fingerprint for a whole farm.
+
+The same rows, states and answers as the SQLite journal (journal.py), for many workers on many
+machines: `claim()` runs in one transaction under a per-fingerprint advisory lock, so of any
+number of workers that claim one image at once exactly one is told to submit; the others wait
+for its task id and resume it. A claim is a lease (journal_claims.claim_is_stale): the claim of
+an owner on this host lives exactly as long as that process; an owner on another host renews it
+(`heartbeat`, the choke point's thread) while its request is under way, and it is taken over
+only when it was not renewed for `claim_timeout`. Times come from the server's clock (or the
+injected `time_source`), so machines whose clocks differ agree on every lease and age.
+
+Row states: 'submitting' (claimed) -> 'sending' (the request is about to leave) -> 'submitted'
+(task id) -> 'result' (result URL) -> 'done' ('done' without a task id: a sync request's result
+went to the cache); and 'unknown': the request was sent and no answer came, so a paid task may
+exist that nobody can find. A 'sending' claim whose owner died becomes 'unknown', never a
+takeover (the dead owner's request may have been paid). An 'unknown' row answers UNKNOWN to
+every claim (no automatic re-submit) until the user forgets it (`journal forget`), or until the
+task lifetime has passed (its result would be gone anyway), exactly as in the SQLite journal.
+
+Fails closed: `claim`, `mark_sending`, `entries` and `forget_matching` raise
+postgres_store.SharedLedgerUnavailable (a LedgerUnavailable) when the database cannot be used
+within their wait, so nothing is sent unprotected; the bookkeeping after a send is logged and
+answers False, as the SQLite journal's does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import InvalidParameterError
+from .journal_claims import CACHED, CLAIM_TIMEOUT, RESUME, SUBMIT, UNKNOWN, WAIT, Claim, claim_is_stale
+from .journal_rows import COLUMNS, JournalEntry, entry_from_row
+from .ledger_store import wait_for_claim
+from .postgres_store import LAZY_COMMIT, PostgresStore, SharedLedgerUnavailable
+
+log = logging.getLogger(__name__)
+
+TASK_LIFETIME = 24 * 3600.0
+CLAIM_WAIT = 5.0  # seconds one claim() waits for an unreachable server (wait_for_claim goes on)
+__all__ = ["CACHED", "UNKNOWN", "PostgresJournal"]
+
+_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+_SELECT = f"SELECT {COLUMNS} FROM face_beauty_tasks WHERE fingerprint = %s"
+
+
+class PostgresJournal:
+    """The shared task journal. Thread-safe (the store pools connections)."""
+
+    def __init__(
+        self,
+        store: PostgresStore,
+        *,
+        task_lifetime: float = TASK_LIFETIME,
+        claim_timeout: float = CLAIM_TIMEOUT,
+    ) -> None:
+        if task_lifetime <= 0 or claim_timeout <= 0:
+            raise InvalidParameterError(
+                f"task_lifetime ({task_lifetime}) and claim_timeout ({claim_timeout}) must be > 0 seconds."
+            )
+        self.store = store
+        self.location = store.location  # what `journal list` shows: the URL without secrets
+        self.path = self.location  # (the CLI names a journal by its path; this one has none)
+        self.task_lifetime = float(task_lifetime)
+        self.claim_timeout = float(claim_timeout)
+
+    # -- claiming ------------------------------------------------------------------------------
+
+    def claim(
+        self, fingerprint: str, owner: str, *, aliases: Sequence[str] = (), wait: float | None = None
+    ) -> Claim:
+        """Atomically decide whether this caller submits, resumes, waits, reads the cache, or is
+        stopped by an unknown outcome. Raises SharedLedgerUnavailable rather than guess.
+
+        `aliases` are older fingerprints of the same request: a row found under one is moved to
+        `fingerprint` in the same transaction.
+        """
+        _require(fingerprint, "fingerprint")
+        _require(owner, "owner")
+
+        def op(conn: Any) -> Claim:
+            with conn.transaction():
+                conn.execute(_LOCK, (fingerprint,))
+                now = self.store.now(conn)
+                row = conn.execute(_SELECT, (fingerprint,)).fetchone()
+                for alias in aliases:
+                    if row is not None:
+                        break
+                    row = conn.execute(_SELECT, (alias,)).fetchone()
+                    if row is not None:
+                        conn.execute(
+                            "UPDATE face_beauty_tasks SET fingerprint = %s WHERE fingerprint = %s",
+                            (fingerprint, alias),
+                        )
+                        row = (fingerprint, *row[1:])
+                entry = None if row is None else entry_from_row(row, self.task_lifetime)
+                sending = entry is not None and entry.state in ("submitting", "sending")
+                if (
+                    entry is not None
+                    and now >= entry.expires_at
+                    and not (sending and not self._stale(entry, now))
+                ):
+                    entry = None  # its results are gone: as if it never existed (a live sender's claim stays)
+                if entry is not None:
+                    if entry.state in ("submitting", "sending"):
+                        if not self._stale(entry, now):
+                            return Claim(WAIT, owner=entry.owner)
+                        if entry.state == "sending":  # its owner died with the request maybe on the wire
+                            conn.execute(
+                                "UPDATE face_beauty_tasks SET state = 'unknown', updated_at = %s,"
+                                " note = 'its sender stopped while the request was on the wire'"
+                                " WHERE fingerprint = %s",
+                                (now, fingerprint),
+                            )
+                            return Claim(UNKNOWN, submitted_at=entry.claimed_at, owner=entry.owner)
+                        log.info(
+                            "Taking over the claim on image %s of %s (gone, or not renewed for %.0f s).",
+                            fingerprint[:12],
+                            entry.owner,
+                            now - entry.claimed_at,
+                        )
+                    elif entry.state == UNKNOWN:
+                        return Claim(UNKNOWN, submitted_at=entry.claimed_at, owner=entry.owner)
+                    elif entry.task_id or entry.result_url:
+                        return Claim(
+                            RESUME,
+                            task_id=entry.task_id,
+                            result_url=entry.result_url,
+                            submitted_at=entry.submitted_at,
+                        )
+                    elif entry.state == "done":
+                        return Claim(CACHED, submitted_at=entry.submitted_at)
+                conn.execute(
+                    f"INSERT INTO face_beauty_tasks ({COLUMNS}, note)"
+                    " VALUES (%s, 'submitting', NULL, %s, %s, NULL, NULL, '', %s, '')"
+                    " ON CONFLICT (fingerprint) DO UPDATE SET state = 'submitting', task_id = NULL,"
+                    " owner = EXCLUDED.owner, claimed_at = EXCLUDED.claimed_at, submitted_at = NULL,"
+                    " result_url = NULL, request_id = '', updated_at = EXCLUDED.updated_at, note = ''",
+                    (fingerprint, owner, now, now),
+                )
+                return Claim(SUBMIT)
+
+        # A claim waits a few seconds for an unreachable server; wait_for_claim (the choke point)
+        # goes on asking within the image's deadline, so the deadline bounds the whole wait.
+        return self.store.run(
+            op, what="claim an image", wait=min(self.store.wait, CLAIM_WAIT) if wait is None else wait
+        )
+
+    def heartbeat(self, fingerprint: str, owner: str) -> bool:
+        """Renew our 'submitting' claim; True while it is still ours (False: taken over, or gone)."""
+        _require(fingerprint, "fingerprint")
+        _require(owner, "owner")
+        return self._update(
+            "UPDATE face_beauty_tasks SET claimed_at = %(now)s, updated_at = %(now)s"
+            " WHERE fingerprint = %(fp)s AND state IN ('submitting', 'sending') AND owner = %(owner)s",
+            {"fp": fingerprint, "owner": owner},
+            what="keep a claim alive",
+            durable=False,
+        )
+
+    def _stale(self, entry: JournalEntry, now: float) -> bool:
+        return claim_is_stale(entry.claimed_at, entry.owner, now, self.claim_timeout)
+
+    def wait_for_claim(self, fingerprint: str, owner: str, **kwargs: Any) -> Claim:
+        """`claim()` until it is not "wait" (ledger_store.wait_for_claim: an unreachable server is
+        waited for within the same timeout)."""
+        return wait_for_claim(self, fingerprint, owner, **kwargs)
+
+    # -- recording -----------------------------------------------------------------------------
+
+    def record_submitted(
+        self, fingerprint: str, task_id: str, *, request_id: str = "", wait: float | None = None
+    ) -> bool:
+        """Record the paid task of a claim, before waiting for it. Raises SharedLedgerUnavailable
+        (the caller must then tell the user the task id) when it cannot within `wait`."""
+        _require(fingerprint, "fingerprint")
+        _require(task_id, "task_id")
+
+        def op(conn: Any) -> bool:
+            with conn.transaction():
+                conn.execute(_LOCK, (fingerprint,))
+                now = self.store.now(conn)
+                row = conn.execute(
+                    "SELECT task_id, state FROM face_beauty_tasks WHERE fingerprint = %s", (fingerprint,)
+                ).fetchone()
+                if row is not None and row[0] and row[0] != task_id and row[1] != "submitting":
+                    log.warning(
+                        "Image %s already had task %s recorded; replacing it with task %s (both were paid).",
+                        fingerprint[:12],
+                        row[0],
+                        task_id,
+                    )
+                conn.execute(
+                    f"INSERT INTO face_beauty_tasks ({COLUMNS}, note)"
+                    " VALUES (%s, 'submitted', %s, '', %s, %s, NULL, %s, %s, '')"
+                    " ON CONFLICT (fingerprint) DO UPDATE SET state = 'submitted', task_id = EXCLUDED.task_id,"
+                    " submitted_at = EXCLUDED.submitted_at, result_url = NULL,"
+                    " request_id = EXCLUDED.request_id, updated_at = EXCLUDED.updated_at, note = ''",
+                    (fingerprint, task_id, now, now, request_id, now),
+                )
+            return True
+
+        return bool(
+            self._best_effort(
+                op,
+                False,
+                f"record paid task {task_id}; it is paid, and a re-run may pay for it again",
+                level=logging.ERROR,
+            )
+        )
+
+    def mark_sending(self, fingerprint: str, owner: str) -> None:
+        """Our claim's request is about to leave: should we die now, its outcome is unknown, not
+        free to take over. Raises SharedLedgerUnavailable (then nothing may be sent) when it
+        cannot be written, or when the claim is no longer ours."""
+        _require(fingerprint, "fingerprint")
+        _require(owner, "owner")
+        if not self._update(
+            "UPDATE face_beauty_tasks SET state = 'sending', claimed_at = %(now)s, updated_at = %(now)s"
+            " WHERE fingerprint = %(fp)s AND state = 'submitting' AND owner = %(owner)s",
+            {"fp": fingerprint, "owner": owner},
+            what="mark a request as leaving",
+            strict=True,
+        ):
+            raise SharedLedgerUnavailable(
+                f"The claim on image {fingerprint[:12]} in the shared ledger at {self.location} is no "
+                "longer ours (taken over after it was not renewed); nothing was sent. Re-run to pick up "
+                "the other worker's result."
+            )
+
+    def record_unknown(self, fingerprint: str, owner: str | None = None, *, note: str = "") -> bool:
+        """A request was sent and no answer came: keep the row as 'unknown', so no worker pays again
+        for this image until a person runs `journal forget`. With `owner`, only our own claim."""
+        _require(fingerprint, "fingerprint")
+        mine = "" if owner is None else " AND owner = %(owner)s"
+        return self._update(
+            "UPDATE face_beauty_tasks SET state = 'unknown', claimed_at = %(now)s, updated_at = %(now)s,"
+            f" note = %(note)s WHERE fingerprint = %(fp)s AND state IN ('submitting', 'sending'){mine}",
+            {"fp": fingerprint, "owner": owner, "note": note[:200]},
+            what="record a request whose answer never came",
+            level=logging.ERROR,
+        )
+
+    def record_answered(self, fingerprint: str) -> bool:
+        """A sync request was answered and its result is in the cache: 'done' with no task id."""
+        _require(fingerprint, "fingerprint")
+
+        def op(conn: Any) -> bool:
+            now = self.store.now(conn)
+            conn.execute(
+                f"INSERT INTO face_beauty_tasks ({COLUMNS}, note)"
+                " VALUES (%s, 'done', NULL, '', %s, %s, NULL, '', %s, '') ON CONFLICT (fingerprint) DO UPDATE"
+                " SET state = 'done', task_id = NULL, owner = '', claimed_at = EXCLUDED.claimed_at,"
+                " submitted_at = EXCLUDED.submitted_at, result_url = NULL, request_id = '',"
+                " updated_at = EXCLUDED.updated_at, note = ''",
+                (fingerprint, now, now, now),
+            )
+            return True
+
+        return bool(self._best_effort(op, False, "record an answered request", level=logging.ERROR))
+
+    def record_result_url(self, fingerprint: str, url: str) -> bool:
+        """Record where the finished task's result is, so a re-run can download it without polling."""
+        _require(fingerprint, "fingerprint")
+        _require(url, "url")
+        return self._update(
+            "UPDATE face_beauty_tasks SET result_url = %(url)s, updated_at = %(now)s,"
+            " state = CASE WHEN state = 'done' THEN 'done' ELSE 'result' END"
+            " WHERE fingerprint = %(fp)s AND task_id IS NOT NULL",
+            {"fp": fingerprint, "url": url},
+            what="record a result URL",
+            durable=False,
+        )
+
+    def record_done(self, fingerprint: str) -> bool:
+        """The result is downloaded and cached; the row stays until it expires."""
+        _require(fingerprint, "fingerprint")
+        return self._update(
+            "UPDATE face_beauty_tasks SET state = 'done', updated_at = %(now)s"
+            " WHERE fingerprint = %(fp)s AND state IN ('submitted', 'result', 'done')",
+            {"fp": fingerprint},
+            what="mark a task done",
+            durable=False,
+        )
+
+    def release(self, fingerprint: str, owner: str) -> bool:
+        """Drop our own 'submitting' claim: the submit ended before any request could have left."""
+        _require(fingerprint, "fingerprint")
+        return self._update(
+            "DELETE FROM face_beauty_tasks WHERE fingerprint = %(fp)s AND state IN ('submitting', 'sending')"
+            " AND owner = %(owner)s",
+            {"fp": fingerprint, "owner": owner},
+            what="release a claim",
+        )
+
+    def forget(self, fingerprint: str, *, task_id: str | None = None) -> bool:
+        """Drop the row (only while it still names `task_id`, when given): the next run submits anew."""
+        _require(fingerprint, "fingerprint")
+        if task_id is None:
+            sql = "DELETE FROM face_beauty_tasks WHERE fingerprint = %(fp)s"
+        else:
+            sql = "DELETE FROM face_beauty_tasks WHERE fingerprint = %(fp)s AND task_id = %(task)s"
+        return self._update(sql, {"fp": fingerprint, "task": task_id}, what="forget a task")
+
+    def forget_matching(self, what: str | None) -> int:
+        """Drop every row (None), or those whose task id is `what` or whose fingerprint starts with
+        it (8+ characters); returns how many. For `journal forget`."""
+
+        def op(conn: Any) -> int:
+            if what is None:
+                return conn.execute("DELETE FROM face_beauty_tasks").rowcount
+            if len(what) < 8:
+                return conn.execute("DELETE FROM face_beauty_tasks WHERE task_id = %s", (what,)).rowcount
+            return conn.execute(
+                "DELETE FROM face_beauty_tasks WHERE task_id = %s OR left(fingerprint, %s) = %s",
+                (what, len(what), what.lower()),
+            ).rowcount
+
+        return int(self.store.run(op, what="forget tasks"))
+
+    # -- reading and housekeeping --------------------------------------------------------------
+
+    def get(self, fingerprint: str) -> JournalEntry | None:
+        """The live row of a fingerprint, or None (also for an expired row)."""
+
+        def op(conn: Any) -> JournalEntry | None:
+            return self._live(conn.execute(_SELECT, (fingerprint,)).fetchone(), self.store.now(conn))
+
+        return self._best_effort(op, None, "read the journal")
+
+    def entries(self) -> list[JournalEntry]:
+        """Every live row, most recently updated first."""
+
+        def op(conn: Any) -> list[JournalEntry]:
+            rows = conn.execute(
+                f"SELECT {COLUMNS} FROM face_beauty_tasks ORDER BY updated_at DESC"
+            ).fetchall()
+            now = self.store.now(conn)
+            return [entry for entry in (self._live(row, now) for row in rows) if entry is not None]
+
+        return self.store.run(op, what="read the journal")
+
+    def purge_expired(self) -> int:
+        """Delete rows whose task lifetime is over (claims are settled by claim()); returns how many."""
+
+        def op(conn: Any) -> int:
+            cutoff = self.store.now(conn) - self.task_lifetime
+            return conn.execute(
+                "DELETE FROM face_beauty_tasks WHERE COALESCE(submitted_at, claimed_at) <= %s"
+                " AND state NOT IN ('submitting', 'sending')",
+                (cutoff,),
+            ).rowcount
+
+        return int(self._best_effort(op, 0, "purge expired rows"))
+
+    def reset(self) -> None:
+        """`journal reset` moves a damaged file aside; a database is repaired with its own tools."""
+        return None
+
+    def _live(self, row: tuple | None, now: float) -> JournalEntry | None:
+        if row is None:
+            return None
+        entry = entry_from_row(row, self.task_lifetime)
+        return None if now >= entry.expires_at else entry  # its results are gone: as if it never existed
+
+    def _update(
+        self,
+        sql: str,
+        params: dict[str, Any],
+        *,
+        what: str,
+        durable: bool = True,
+        strict: bool = False,
+        level: int = logging.WARNING,
+    ) -> bool:
+        """One statement; True when it changed a row. `durable=False` for bookkeeping that a crash
+        may lose at no cost (a renewal, a result URL, 'done'): its commit does not wait for the disk.
+        Not `strict`: a database that cannot be used within the wait is logged and answers False."""
+
+        def op(conn: Any) -> bool:
+            with conn.transaction():
+                if not durable:
+                    conn.execute(LAZY_COMMIT)
+                return conn.execute(sql, {**params, "now": self.store.now(conn)}).rowcount > 0
+
+        if strict:
+            return bool(self.store.run(op, what=what))
+        return bool(self._best_effort(op, False, what, level=level))
+
+    def _best_effort(self, op: Any, fallback: Any, what: str, *, level: int = logging.WARNING) -> Any:
+        """As the SQLite journal's bookkeeping: logged, never raised (claims and sends are strict)."""
+        try:
+            return self.store.run(op, what=what)
+        except SharedLedgerUnavailable as error:
+            log.log(level, "%s", error)
+            return fallback
+
+
+def _require(value: object, name: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise InvalidParameterError(f"{name} must be a non-empty string, got {value!r}.")
