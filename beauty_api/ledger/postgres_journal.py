@@ -15,12 +15,9 @@ went to the cache); and 'unknown': the request was sent and no answer came, so a
 exist that nobody can find. A 'sending' claim whose owner died becomes 'unknown', never a
 takeover (the dead owner's request may have been paid). An 'unknown' row answers UNKNOWN to
 every claim (no automatic re-submit) until the user forgets it (`journal forget`), or until the
-task lifetime has passed (its result would be gone anyway), exactly as in the SQLite journal.
-
-Fails closed: `claim`, `mark_sending`, `entries` and `forget_matching` raise
-postgres_store.SharedLedgerUnavailable (a LedgerUnavailable) when the database cannot be used
-within their wait, so nothing is sent unprotected; the bookkeeping after a send is logged and
-answers False, as the SQLite journal's does.
+task lifetime has passed, exactly as in the SQLite journal. Fails closed: `claim`, `mark_sending`,
+`entries` and `forget_matching` raise SharedLedgerUnavailable when the database cannot be used
+within their wait; the bookkeeping after a send is logged and answers False, as in SQLite.
 """
 
 from __future__ import annotations
