@@ -16,6 +16,7 @@ checks the source for it).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import threading
@@ -111,25 +112,11 @@ def send_paid(
 
     heartbeat = _Heartbeat(ledger, fingerprint, owner) if ledger is not None else None
     try:
-        if limiter is not None:
-            with limiter.submit_turn(cancel_between_attempts):
-                if on_sending is not None:
-                    on_sending()
-                answer = _send(
-                    client,
-                    upload,
-                    params,
-                    mode,
-                    deadline,
-                    cancel_between_attempts,
-                    on_retry,
-                    ledger,
-                    fingerprint,
-                    owner,
-                    token,
-                    heartbeat,
-                )
-        else:
+        # A batch's first submit goes alone (slow start); without a limiter there is no turn to wait for.
+        turn = (
+            limiter.submit_turn(cancel_between_attempts) if limiter is not None else contextlib.nullcontext()
+        )
+        with turn:
             if on_sending is not None:
                 on_sending()
             answer = _send(
