@@ -211,7 +211,7 @@ def retouch_faces(rgb: np.ndarray, faces: Sequence[Face], params: BeautyParams, 
         target = torch.device(device) if device is not None else None
         for face in faces:
             retouch_face(out, face, params, target or face.landmarks.device)
-    return apply_look(out, params.filter_type)
+    return apply_look(out, params.filter_type, threads=torch.get_num_threads())
 
 
 def _scaled_face(face: Face, scale: float) -> Face:
