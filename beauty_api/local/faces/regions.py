@@ -96,11 +96,11 @@ def _face_distance_field(
     dev = landmarks.device
     xs = x0 + torch.arange(gw, device=dev, dtype=torch.float32) * step
     ys = y0 + torch.arange(gh, device=dev, dtype=torch.float32) * step
-    grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], dim=-1).reshape(-1, 2)
+    points = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], dim=-1).reshape(-1, 2)
     lm = landmarks[:, :2].float()
     margin += 2 * step  # the coarse field is interpolated between samples one step apart
-    chunks = range(0, len(grid), _CHUNK)
-    sd = torch.cat([_region_distance(grid[i : i + _CHUNK], lm, region, margin) for i in chunks])
+    chunks = range(0, len(points), _CHUNK)
+    sd = torch.cat([_region_distance(points[i : i + _CHUNK], lm, region, margin) for i in chunks])
     sd = sd.reshape(1, 1, gh, gw)
     if step == 1.0:
         return sd[0, 0, :h, :w]
