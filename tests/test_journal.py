@@ -7,9 +7,7 @@ CLI beside ComfyUI) from paying twice for the same image.
 
 from __future__ import annotations
 
-import json
 import logging
-import multiprocessing
 import os
 import socket
 import sqlite3
@@ -20,7 +18,7 @@ import threading
 from collections import Counter
 from pathlib import Path
 
-import journal_claim_worker
+import claim_race_worker
 import pytest
 
 from beauty_api.clock import FakeClock
@@ -256,31 +254,17 @@ def test_wait_for_claim_honours_cancel(journal: TaskJournal) -> None:
 
 def test_two_processes_claiming_the_same_images_submit_each_exactly_once(tmp_path: Path) -> None:
     # Two real processes (two threads each) claim the same images at the same moment, round after
-    # round; see journal_claim_worker.py for the barriers that make every round a real race with
+    # round; see claim_race_worker.py for the barriers that make every round a real race with
     # a deterministic outcome.
     path = tmp_path / "shared" / "journal.sqlite3"
     TaskJournal(path)  # create it once, as a real state dir would have it
     count = 40
-    workers = 2 * journal_claim_worker.THREADS_PER_PROCESS
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(workers, timeout=60)
-    outs = [tmp_path / f"out{n}.jsonl" for n in range(2)]
-    procs = [
-        context.Process(target=journal_claim_worker.run_process, args=(str(path), str(out), count, barrier))
-        for out in outs
-    ]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join(timeout=120)
-        assert proc.exitcode == 0
-
-    results = [json.loads(line) for out in outs for line in out.read_text().splitlines() if line]
+    results, workers = claim_race_worker.race(str(path), 2, count, tmp_path)
     assert len(results) == workers * count  # every worker got an answer for every image
     recorded = {e.fingerprint: e.task_id for e in TaskJournal(path).entries()}
     assert len(recorded) == count
     for index in range(count):
-        fp = journal_claim_worker.fingerprint(index)
+        fp = claim_race_worker.fingerprint(index)
         rows = [row for row in results if row["fp"] == fp]
         # Exactly one claim submits; every other claim, in either process, waited for it ...
         assert sorted(row["first"] for row in rows) == ["submit"] + ["wait"] * (workers - 1)
@@ -288,7 +272,7 @@ def test_two_processes_claiming_the_same_images_submit_each_exactly_once(tmp_pat
         assert [row["task_id"] for row in rows if row["first"] == "wait"] == [recorded[fp]] * (workers - 1)
         assert all(row["second"] == "resume" for row in rows if row["first"] == "wait")
     # Both processes took part in every round (the barrier spans them): each saw every image.
-    assert Counter(row["pid"] for row in results) == {proc.pid: 2 * count for proc in procs}
+    assert sorted(Counter(row["pid"] for row in results).values()) == [2 * count, 2 * count]
 
 
 def test_threads_claiming_the_same_image_submit_it_once(journal: TaskJournal) -> None:

@@ -8,9 +8,7 @@ secret-free line, never a "submit".
 
 from __future__ import annotations
 
-import json
 import logging
-import multiprocessing
 import os
 import socket
 import subprocess
@@ -20,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import postgres_claim_worker
+import claim_race_worker
 import postgres_server as pg
 import pytest
 
@@ -248,33 +246,17 @@ def test_a_row_under_an_older_fingerprint_is_found_and_moved(journal: PostgresJo
 def test_many_processes_claiming_the_same_images_submit_each_exactly_once(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    count, processes = 25, 3
-    workers = processes * postgres_claim_worker.THREADS_PER_PROCESS
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(workers, timeout=60)
-    outs = [tmp_path / f"out{n}.jsonl" for n in range(processes)]
-    procs = [
-        context.Process(
-            target=postgres_claim_worker.run_process, args=(postgres_url, str(out), count, barrier)
-        )
-        for out in outs
-    ]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join(timeout=120)
-        assert proc.exitcode == 0
-
-    results = [json.loads(line) for out in outs for line in out.read_text().splitlines() if line]
+    count = 25
+    results, workers = claim_race_worker.race(postgres_url, 3, count, tmp_path)
     assert len(results) == workers * count
     store = PostgresStore(postgres_url)
     recorded = {e.fingerprint: e.task_id for e in PostgresJournal(store).entries()}
     store.close()
     assert len(recorded) == count
     for index in range(count):
-        rows = [row for row in results if row["fp"] == postgres_claim_worker.fingerprint(index)]
+        rows = [row for row in results if row["fp"] == claim_race_worker.fingerprint(index)]
         assert sorted(row["first"] for row in rows) == ["submit"] + ["wait"] * (workers - 1)
-        fp = postgres_claim_worker.fingerprint(index)
+        fp = claim_race_worker.fingerprint(index)
         assert [row["task_id"] for row in rows if row["first"] == "wait"] == [recorded[fp]] * (workers - 1)
 
 
