@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .journal_rows import JournalEntry
 
-log = logging.getLogger("beauty_api.journal")
+log = logging.getLogger(__name__)
 
 CLAIM_TIMEOUT = 180.0
 HEARTBEAT_SECONDS = CLAIM_TIMEOUT / 6  # several heartbeats fit in one timeout, even on a busy machine
