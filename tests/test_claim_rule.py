@@ -49,7 +49,7 @@ def test_no_row_means_submit() -> None:
 
 
 @pytest.mark.parametrize("state", ["submitting", "sending"])
-def test_a_live_sender_is_waited_for_even_past_the_row_lifetime(state: str) -> None:
+def test_a_live_sender_is_waited_for_however_old_its_claim_looks(state: str) -> None:
     row = entry(state, lifetime=10.0)
     claim = decide_claim(row, 1000.0 + 50.0, TIMEOUT)
     assert (claim.action, claim.owner) == (WAIT, ELSEWHERE)
@@ -82,13 +82,23 @@ def test_unknown_stays_unknown_and_is_not_marked_again() -> None:
     assert claim.action == UNKNOWN and not marks_unknown(row, claim)
 
 
-def test_a_recorded_task_resumes_until_its_lifetime_ends() -> None:
+@pytest.mark.parametrize("later", [2000.0, 1000.0 + 86400.0, 1000.0 + 40 * 86400.0, 1000.0 - 7200.0])
+def test_a_recorded_task_resumes_whatever_the_clock_says(later: float) -> None:
+    """The age of a row decides nothing: the clock may have jumped since the API started the task
+    (soak seeds 114271 and 146628 paid twice when a row 'expired' by this clock while the API still
+    kept its result). Resuming asks the API, and only a task it no longer knows is sent again."""
     row = entry("submitted", task_id="T1", result_url="https://cdn/x?token=s")
-    claim = decide_claim(row, 2000.0, TIMEOUT)
+    claim = decide_claim(row, later, TIMEOUT)
     assert (claim.action, claim.task_id, claim.result_url) == (RESUME, "T1", "https://cdn/x?token=s")
-    assert decide_claim(row, 1000.0 + 86400.0, TIMEOUT).action == SUBMIT  # its results are gone
+
+
+def test_an_unknown_outcome_does_not_lapse_with_time() -> None:
+    assert decide_claim(entry("unknown"), 1000.0 + 40 * 86400.0, TIMEOUT).action == UNKNOWN
+    dead_sender = entry("sending", claimed_at=1000.0)
+    assert decide_claim(dead_sender, 1000.0 + 40 * 86400.0, TIMEOUT).action == UNKNOWN  # not "absent"
 
 
 def test_a_sync_answer_reads_the_cache_and_anything_else_submits() -> None:
     assert decide_claim(entry("done"), 2000.0, TIMEOUT).action == CACHED
+    assert decide_claim(entry("done"), 1000.0 + 40 * 86400.0, TIMEOUT).action == CACHED
     assert decide_claim(entry("failed"), 2000.0, TIMEOUT).action == SUBMIT

@@ -24,6 +24,7 @@ import pytest
 from beauty_api.clock import FakeClock
 from beauty_api.errors import DeadlineExceeded, InvalidParameterError, LedgerUnavailable, RetouchCancelled
 from beauty_api.ledger.journal import Claim, TaskJournal, new_owner, owner_is_dead
+from beauty_api.ledger.journal_claims import FORGET_AFTER
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = socket.gethostname()
@@ -177,31 +178,38 @@ def test_a_live_local_claim_is_never_taken_over_however_long_its_attempt(
     assert journal.claim(FP, me("other")).action == "wait"
 
 
-def test_rows_past_the_task_lifetime_count_as_absent(tmp_path: Path, wall: WallClock) -> None:
+def test_a_rows_age_decides_nothing_old_tasks_are_resumed(tmp_path: Path, wall: WallClock) -> None:
+    """The clock may jump between the API starting a task and now: an old task is resumed (the API
+    says whether it is gone), never sent again on this clock's word."""
     journal = TaskJournal(tmp_path / "j.sqlite3", time_source=wall, task_lifetime=100.0)
     journal.claim(FP, me())
     journal.record_submitted(FP, "task-old")
-    journal.claim("a" * 64, me())
-    journal.record_submitted("a" * 64, "task-a")
-    wall.now += 99
+    wall.now += 101
     assert journal.claim(FP, me()).action == "resume"
-    wall.now += 1
-    assert journal.get(FP) is None
-    assert journal.entries() == []
-    assert journal.claim(FP, me()).action == "submit"  # the expired row is replaced
-    assert journal.purge_expired() == 1  # "a"*64; FP is a fresh claim now
-    assert [e.fingerprint for e in journal.entries()] == [FP]
+    assert journal.get(FP) is not None and [e.fingerprint for e in journal.entries()] == [FP]
+    wall.now -= 3 * 3600  # set back: still the same task
+    assert journal.claim(FP, me()).task_id == "task-old"
 
 
-def test_expired_rows_are_purged_when_the_journal_is_opened(tmp_path: Path, wall: WallClock) -> None:
+def test_only_rows_far_older_than_any_task_are_purged_when_the_journal_is_opened(
+    tmp_path: Path, wall: WallClock
+) -> None:
     path = tmp_path / "j.sqlite3"
     journal = TaskJournal(path, time_source=wall, task_lifetime=10.0)
-    journal.claim(FP, me())
-    journal.record_submitted(FP, "task-1")
+    for fp, task in ((FP, "task-1"), ("a" * 64, "task-a")):
+        journal.claim(fp, me())
+        journal.record_submitted(fp, task)
+    journal.claim("b" * 64, me())
+    journal.record_unknown("b" * 64)
     wall.now += 11
+    TaskJournal(path, time_source=wall, task_lifetime=10.0)  # past the task lifetime: kept
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM tasks").fetchone()[0] == 3
+    wall.now += FORGET_AFTER
     TaskJournal(path, time_source=wall, task_lifetime=10.0)
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM tasks").fetchone()[0] == 0
+        states = [row[0] for row in conn.execute("SELECT state FROM tasks")]
+    assert states == ["unknown"]  # housekeeping far past anything the API keeps; unknown waits for the user
 
 
 # -- waiting for another submitter -------------------------------------------------------------

@@ -24,7 +24,7 @@ import pytest
 
 from beauty_api.clock import FakeClock
 from beauty_api.errors import DeadlineExceeded
-from beauty_api.ledger.journal_claims import Claim
+from beauty_api.ledger.journal_claims import FORGET_AFTER, Claim
 from beauty_api.ledger.postgres_journal import CACHED, UNKNOWN, PostgresJournal
 from beauty_api.ledger.postgres_store import PostgresStore, SharedLedgerUnavailable
 
@@ -166,13 +166,17 @@ def test_times_come_from_the_servers_clock_without_a_time_source(postgres_url: s
         store.close()
 
 
-def test_rows_expire_with_the_task_lifetime(store: PostgresStore, wall: WallClock) -> None:
+def test_a_rows_age_decides_nothing_and_only_far_older_rows_are_purged(
+    store: PostgresStore, wall: WallClock
+) -> None:
     journal = PostgresJournal(store, task_lifetime=100.0)
     journal.claim(FP, me())
     journal.record_submitted(FP, "task-1")
     wall.now += 101
-    assert journal.get(FP) is None
-    assert journal.entries() == []
+    assert journal.get(FP) is not None and len(journal.entries()) == 1
+    assert journal.purge_expired() == 0
+    assert journal.claim(FP, me()).action == "resume"  # the API says whether it is gone
+    wall.now += FORGET_AFTER
     assert journal.purge_expired() == 1
     assert journal.claim(FP, me()).action == "submit"
 

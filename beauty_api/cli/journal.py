@@ -75,8 +75,7 @@ def cmd_journal_list(args: argparse.Namespace) -> int:
     for entry in entries:
         age = now - (entry.submitted_at if entry.submitted_at is not None else entry.claimed_at)
         out(
-            f"{entry.fingerprint[:16]}  {entry.state:<10}  task {entry.task_id or '-'}  "
-            f"{age / 60:.0f} min ago, kept {max(0.0, entry.expires_at - now) / 3600:.1f} h more"
+            f"{entry.fingerprint[:16]}  {entry.state:<10}  task {entry.task_id or '-'}  {age / 60:.0f} min ago"
         )
     return EXIT_OK
 

@@ -5,7 +5,7 @@ unknown") right after, so a re-run after a crash, Cancel, timeout or re-queue re
 paying again. `claim()` is atomic across threads and processes (`BEGIN IMMEDIATE`), and fails
 closed: it answers from the file or raises LedgerUnavailable (one line: the file and the fix); a
 damaged file is never replaced behind the user's back (`journal reset`). Bookkeeping after the
-answer stays best effort. Rows older than `task_lifetime` count as absent. Readers read while
+answer stays best effort. A row's age decides nothing (journal_claims.decide_claim). Readers read while
 another process writes (WAL). No secret reaches it; the file is 0o600 (result URLs may be signed).
 """
 
@@ -22,6 +22,7 @@ from ..errors import InvalidParameterError
 from .journal_claims import (
     CACHED,
     CLAIM_TIMEOUT,
+    FORGET_AFTER,
     RESUME,
     SUBMIT,
     UNKNOWN,
@@ -326,38 +327,37 @@ class TaskJournal:
     # -- reading and housekeeping ------------------------------------------------------------
 
     def get(self, fingerprint: str) -> JournalEntry | None:
-        """The live row of a fingerprint, or None (also for an expired row)."""
+        """The row of a fingerprint, or None."""
 
         def op() -> JournalEntry | None:
             with self._db.read() as conn:
                 row = select_row(conn, fingerprint)
             if row is None:
                 return None
-            entry = self._entry(row)
-            return None if self._now() >= entry.expires_at else entry
+            return self._entry(row)
 
         return self._db.run(op, fallback=None, what="read the journal")
 
     def entries(self) -> list[JournalEntry]:
-        """Every live row, newest first (LedgerUnavailable: `journal list` says why)."""
+        """Every row, newest first (LedgerUnavailable: `journal list` says why)."""
 
         def op() -> list[JournalEntry]:
             with self._db.read() as conn:
                 rows = conn.execute(f"SELECT {_COLUMNS} FROM tasks ORDER BY updated_at DESC").fetchall()
-            now = self._now()
-            return [entry for entry in map(self._entry, rows) if now < entry.expires_at]
+            return [self._entry(row) for row in rows]
 
         return self._db.run_strict(op)
 
     def purge_expired(self) -> int:
-        """Delete rows whose task lifetime is over; returns how many."""
+        """Delete rows older than FORGET_AFTER (housekeeping); returns how many. Claims are settled
+        by claim(), and an unknown outcome waits for the user."""
 
         def op() -> int:
             with self._db.write() as conn:
-                cutoff = self._now() - self.task_lifetime
+                cutoff = self._now() - FORGET_AFTER
                 cursor = conn.execute(
                     "DELETE FROM tasks WHERE COALESCE(submitted_at, claimed_at) <= ?"
-                    " AND state NOT IN ('submitting', 'sending')",  # claims are settled by claim()
+                    " AND state NOT IN ('submitting', 'sending', 'unknown')",
                     (cutoff,),
                 )
                 return cursor.rowcount

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CLAIM_TIMEOUT = 180.0
+# Rows older than this (by this machine's clock) are deleted when a journal opens, 'unknown' ones
+# excepted: far longer than any task lives at the API, so a clock set forward by less than this
+# never makes the journal forget a task whose result the API still keeps.
+FORGET_AFTER = 30 * 24 * 3600.0
 HEARTBEAT_SECONDS = CLAIM_TIMEOUT / 6  # several heartbeats fit in one timeout, even on a busy machine
 
 SUBMIT = "submit"
@@ -129,17 +133,15 @@ def decide_claim(entry: JournalEntry | None, now: float, claim_timeout: float) -
 
     The backend reads the row and writes what the answer needs, inside one transaction: its own
     claim for SUBMIT, and state 'unknown' when `marks_unknown` says the row's sender died with its
-    request maybe on the wire. An entry past its lifetime counts as absent (its results are gone),
-    unless a live sender still holds it.
+    request maybe on the wire. The row's age decides nothing: this machine's clock may have been
+    set back or forward since the API started the task, and the API keeps its results by its own
+    clock. An old task is resumed (the API says whether it is gone, and only then is the image
+    sent again); an outcome unknown stays so until the user forgets it.
     """
     if entry is None:
         return Claim(SUBMIT)
-    sending = entry.state in ("submitting", "sending")
-    stale = claim_is_stale(entry.claimed_at, entry.owner, now, claim_timeout)
-    if now >= entry.expires_at and not (sending and not stale):
-        return Claim(SUBMIT)
-    if sending:
-        if not stale:
+    if entry.state in ("submitting", "sending"):
+        if not claim_is_stale(entry.claimed_at, entry.owner, now, claim_timeout):
             return Claim(WAIT, owner=entry.owner)
         if entry.state == "sending":
             return Claim(UNKNOWN, submitted_at=entry.claimed_at, owner=entry.owner)

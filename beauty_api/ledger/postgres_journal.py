@@ -27,7 +27,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import InvalidParameterError
-from .journal_claims import CACHED, CLAIM_TIMEOUT, SUBMIT, UNKNOWN, Claim, decide_claim, marks_unknown
+from .journal_claims import (
+    CACHED,
+    CLAIM_TIMEOUT,
+    FORGET_AFTER,
+    SUBMIT,
+    UNKNOWN,
+    Claim,
+    decide_claim,
+    marks_unknown,
+)
 from .journal_rows import COLUMNS, JournalEntry, entry_from_row
 from .ledger_store import wait_for_claim
 from .postgres_store import LAZY_COMMIT, PostgresStore, SharedLedgerUnavailable
@@ -297,7 +306,7 @@ class PostgresJournal:
         return self._best_effort(op, None, "read the journal")
 
     def entries(self) -> list[JournalEntry]:
-        """Every live row, most recently updated first."""
+        """Every row, most recently updated first."""
 
         def op(conn: Any) -> list[JournalEntry]:
             rows = conn.execute(
@@ -309,13 +318,14 @@ class PostgresJournal:
         return self.store.run(op, what="read the journal")
 
     def purge_expired(self) -> int:
-        """Delete rows whose task lifetime is over (claims are settled by claim()); returns how many."""
+        """Delete rows older than FORGET_AFTER (housekeeping); returns how many. Claims are settled
+        by claim(), and an unknown outcome waits for the user."""
 
         def op(conn: Any) -> int:
-            cutoff = self.store.now(conn) - self.task_lifetime
+            cutoff = self.store.now(conn) - FORGET_AFTER
             return conn.execute(
                 "DELETE FROM face_beauty_tasks WHERE COALESCE(submitted_at, claimed_at) <= %s"
-                " AND state NOT IN ('submitting', 'sending')",
+                " AND state NOT IN ('submitting', 'sending', 'unknown')",
                 (cutoff,),
             ).rowcount
 
@@ -328,8 +338,7 @@ class PostgresJournal:
     def _live(self, row: tuple | None, now: float) -> JournalEntry | None:
         if row is None:
             return None
-        entry = entry_from_row(row, self.task_lifetime)
-        return None if now >= entry.expires_at else entry  # its results are gone: as if it never existed
+        return entry_from_row(row, self.task_lifetime)  # its age decides nothing (decide_claim)
 
     def _update(
         self,
