@@ -1,4 +1,4 @@
-"""Face analysis timings: model loading, detect + mesh + second pass per face, tracked frames.
+"""Face analysis timings: model loading, detect + mesh (a second pass where needed) per face, tracked frames.
 
 Run: `python benchmarks/bench_face_analysis.py [--device cuda] [--threads 2] [--repeat 30]`.
 Prints medians and minimums (the minimum is the figure least disturbed by other processes on a shared
@@ -72,7 +72,7 @@ def main() -> None:
         rows = [
             ("detector only (letterbox + model + NMS)", lambda: analyzer.detect(x)),
             ("detect + mesh (one pass)", lambda: one_pass.analyze(image)),
-            ("detect + mesh + second pass (analyze)", lambda: analyzer.analyze(image)),
+            ("analyze (detect + mesh, a second pass where needed)", lambda: analyzer.analyze(image)),
             (
                 "2 faces: analyze (both in one mesh batch)",
                 lambda: analyzer.analyze(torch.cat([image, image], 1)),

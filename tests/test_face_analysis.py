@@ -6,6 +6,7 @@ crops and portraits (see that folder's README.md for the conventions and toleran
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -111,6 +112,59 @@ def test_second_pass_refines_from_the_first_pass_landmarks(analyzer: FaceAnalyze
     assert np.allclose(face.box, (*lo, *hi))
 
 
+class CountedMesh:
+    """The mesh model, counting its runs."""
+
+    def __init__(self, mesh: torch.nn.Module) -> None:
+        self.mesh, self.runs = mesh, 0
+
+    def __call__(self, crops: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        self.runs += 1
+        return self.mesh(crops)
+
+    def buffers(self):  # FaceAnalyzer asks where the models live
+        return self.mesh.buffers()
+
+
+class MisplacedCrops(FaceAnalyzer):
+    """Detections moved right and down by a fifth of the box: the detector's crop misses the face."""
+
+    def _detect_many(self, images):
+        moved = []
+        for detections in super()._detect_many(images):
+            boxes = []
+            for d in detections:
+                x0, y0, x1, y1 = d.box
+                dx, dy = 0.2 * (x1 - x0), 0.1 * (x1 - x0)
+                boxes.append(dataclasses.replace(d, box=(x0 + dx, y0 + dy, x1 + dx, y1 + dy)))
+            moved.append(boxes)
+        return moved
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE))
+def test_a_face_found_well_costs_one_mesh_pass(
+    analyzer: FaceAnalyzer, first_pass: FaceAnalyzer, name: str
+) -> None:
+    counted = CountedMesh(analyzer.mesh)
+    (face,) = FaceAnalyzer(analyzer.detector, counted).analyze(image_tensor(name))  # type: ignore[arg-type]
+    assert counted.runs == 1
+    (one,) = first_pass.analyze(image_tensor(name))
+    assert torch.equal(face.landmarks, one.landmarks)
+
+
+def test_a_crop_the_detector_missed_is_meshed_again(analyzer: FaceAnalyzer) -> None:
+    name = "portrait_grace_hopper_rot25.png"
+    ref = np.array(REFERENCE[name]["faces"][0]["mesh478"]["landmarks_px_xyz"])[:, :2]
+    counted = CountedMesh(analyzer.mesh)
+    (rescued,) = MisplacedCrops(analyzer.detector, counted).analyze(image_tensor(name))  # type: ignore[arg-type]
+    (missed,) = MisplacedCrops(analyzer.detector, analyzer.mesh, second_pass=False).analyze(
+        image_tensor(name)
+    )
+    assert counted.runs == 2
+    assert np.abs(missed.landmarks[:, :2].numpy() - ref).max() > 10.0  # one pass on that crop is far off
+    assert np.abs(rescued.landmarks[:, :2].numpy() - ref).max() < 2.5
+
+
 def test_the_rotated_portrait_has_the_rotation_as_roll(analyzer: FaceAnalyzer) -> None:
     (upright,) = analyzer.analyze(image_tensor("portrait_grace_hopper_512x600.jpg"))
     (rotated,) = analyzer.analyze(image_tensor("portrait_grace_hopper_rot25.png"))
@@ -156,8 +210,9 @@ def test_two_faces_side_by_side_are_both_found(analyzer: FaceAnalyzer) -> None:
     assert centres[0] < 320 < centres[1]
     (alone,) = analyzer.analyze(left)
     match = min(faces, key=lambda f: f.landmarks[:, 0].mean().item())
-    # the same face, seen through a different letterbox (so a slightly different crop)
-    assert (match.landmarks[:, :2] - alone.landmarks[:, :2]).abs().max() < 2.0
+    # the same face, seen through a different letterbox (so a slightly different crop; one mesh pass
+    # follows the detector's box by a pixel or two, as Google's runtime does)
+    assert (match.landmarks[:, :2] - alone.landmarks[:, :2]).abs().max() < 3.0
     single = FaceAnalyzer(analyzer.detector, analyzer.mesh, max_faces=1)
     assert len(single.analyze(pair)) == 1
 
@@ -217,8 +272,11 @@ def test_a_still_face_gives_identical_landmarks_on_every_frame(analyzer: FaceAna
     assert all(len(faces) == 1 for faces in tracked)
     for faces in tracked[1:]:
         assert torch.equal(faces[0].landmarks, tracked[0][0].landmarks)
+    # A still image takes one mesh pass where the detector's crop was good; a track starts settled
+    # (its first frame meshed on its landmarks' ROI, like the frames after it): the same face, a
+    # pixel or two apart.
     (alone,) = analyzer.analyze(image)
-    assert torch.equal(alone.landmarks, tracked[0][0].landmarks)
+    assert (alone.landmarks[:, :2] - tracked[0][0].landmarks[:, :2]).abs().max() < 2.5
 
 
 def test_a_moving_face_is_followed_without_lag(analyzer: FaceAnalyzer) -> None:

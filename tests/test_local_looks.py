@@ -32,6 +32,16 @@ def test_none_is_the_identity(small_portrait: np.ndarray) -> None:
     assert apply_look(small_portrait, None) is small_portrait
 
 
+@pytest.mark.parametrize("threads", [2, 3, 8])
+def test_a_look_in_bands_on_threads_is_the_same_image(threads: int) -> None:
+    big = np.asarray(Image.fromarray(portrait("grace_hopper")).resize((601, 523)))  # odd sizes: uneven bands
+    one = apply_look(big, 7)
+    banded = apply_look(big, 7, threads=threads)
+    assert banded.shape == big.shape and banded.flags.writeable
+    assert np.array_equal(banded, one)
+    assert not np.array_equal(one, big)
+
+
 def test_every_look_differs_from_none_and_from_every_other(
     small_portrait: np.ndarray, looked: dict[int, np.ndarray]
 ) -> None:

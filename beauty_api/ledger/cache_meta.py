@@ -6,11 +6,15 @@ cache index; the bytes are what matters.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+
+from ..errors import InvalidParameterError
 
 log = logging.getLogger(__name__)
 
@@ -56,3 +60,30 @@ def load_meta(text: str) -> dict[str, Any]:
     except ValueError:
         return {}
     return meta if isinstance(meta, dict) else {}
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """What a cache stores for one `put`: the bytes, their SHA-256 and the cleaned meta text."""
+
+    data: bytes
+    sha256: str
+    meta_text: str
+
+
+def prepare_entry(
+    key: object, data: bytes, meta: Mapping[str, Any] | None, max_bytes: int
+) -> CacheEntry | None:
+    """Check a `put` the same way in every cache: a bad key raises, a result larger than the
+    whole cache is not kept (None, logged), anything else is hashed and its meta cleaned."""
+    if not isinstance(key, str) or not key:
+        raise InvalidParameterError(f"key must be a non-empty string, got {key!r}.")
+    data = bytes(data)
+    if len(data) > max_bytes:
+        log.info(
+            "A result of %d bytes is larger than the whole cache (%d bytes); not cached.",
+            len(data),
+            max_bytes,
+        )
+        return None
+    return CacheEntry(data, hashlib.sha256(data).hexdigest(), dump_meta(meta or {}))

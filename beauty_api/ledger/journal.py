@@ -27,7 +27,8 @@ from .journal_claims import (
     UNKNOWN,
     WAIT,
     Claim,
-    claim_is_stale,
+    decide_claim,
+    marks_unknown,
     new_owner,
     owner_is_dead,
 )
@@ -124,47 +125,15 @@ class TaskJournal:
                         "UPDATE tasks SET fingerprint = ? WHERE fingerprint = ?", (fingerprint, alias)
                     )
             entry = self._entry(row) if row is not None else None
-            sending = entry is not None and entry.state in ("submitting", "sending")
-            if (
-                entry is not None
-                and now >= entry.expires_at
-                and not (sending and not self._stale(entry, now))
-            ):
-                entry = None  # its results are gone: as if it never existed (a live sender's claim stays)
-            if entry is not None:
-                if entry.state in ("submitting", "sending"):
-                    if not self._stale(entry, now):
-                        return Claim(WAIT, owner=entry.owner)
-                    if entry.state == "sending":  # its owner died with the request maybe on the wire
-                        conn.execute(
-                            "UPDATE tasks SET state = 'unknown' WHERE fingerprint = ?", (fingerprint,)
-                        )
-                        return Claim(UNKNOWN, submitted_at=entry.claimed_at, owner=entry.owner)
-                    log.info(
-                        "Taking over the claim on image %s of %s (gone, or not renewed for %.0f s).",
-                        fingerprint[:12],
-                        entry.owner,
-                        now - entry.claimed_at,
-                    )
-                elif entry.state == "unknown":
-                    return Claim(UNKNOWN, submitted_at=entry.claimed_at, owner=entry.owner)
-                elif entry.task_id or entry.result_url:
-                    return Claim(
-                        RESUME,
-                        task_id=entry.task_id,
-                        result_url=entry.result_url,
-                        submitted_at=entry.submitted_at,
-                    )
-                elif entry.state == "done":
-                    return Claim(CACHED, submitted_at=entry.submitted_at)
-            conn.execute(
-                f"INSERT OR REPLACE INTO tasks ({_COLUMNS}) VALUES (?, 'submitting', NULL, ?, ?, NULL, NULL, '', ?)",
-                (fingerprint, owner, now, now),
-            )
-            return Claim(SUBMIT)
-
-    def _stale(self, entry: JournalEntry, now: float) -> bool:
-        return claim_is_stale(entry.claimed_at, entry.owner, now, self.claim_timeout)
+            claim = decide_claim(entry, now, self.claim_timeout)
+            if marks_unknown(entry, claim):
+                conn.execute("UPDATE tasks SET state = 'unknown' WHERE fingerprint = ?", (fingerprint,))
+            if claim.action == SUBMIT:
+                conn.execute(
+                    f"INSERT OR REPLACE INTO tasks ({_COLUMNS}) VALUES (?, 'submitting', NULL, ?, ?, NULL, NULL, '', ?)",
+                    (fingerprint, owner, now, now),
+                )
+            return claim
 
     def heartbeat(self, fingerprint: str, owner: str) -> bool:
         """Our claim is alive (the choke point's heartbeat thread, while sending): True when still ours."""

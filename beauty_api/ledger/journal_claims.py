@@ -10,10 +10,17 @@ the attempt (`HEARTBEAT_SECONDS`); its claim is taken over only after `CLAIM_TIM
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import socket
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .journal_rows import JournalEntry
+
+log = logging.getLogger("beauty_api.journal")
 
 CLAIM_TIMEOUT = 180.0
 HEARTBEAT_SECONDS = CLAIM_TIMEOUT / 6  # several heartbeats fit in one timeout, even on a busy machine
@@ -115,3 +122,45 @@ def claim_is_stale(claimed_at: float, owner: str, now: float, claim_timeout: flo
     age = now - claimed_at
     # A clock set back by more than the timeout must not freeze a claim forever.
     return age > claim_timeout or age < -claim_timeout
+
+
+def decide_claim(entry: JournalEntry | None, now: float, claim_timeout: float) -> Claim:
+    """The claim rule, one for every ledger: what the row already there says the caller must do.
+
+    The backend reads the row and writes what the answer needs, inside one transaction: its own
+    claim for SUBMIT, and state 'unknown' when `marks_unknown` says the row's sender died with its
+    request maybe on the wire. An entry past its lifetime counts as absent (its results are gone),
+    unless a live sender still holds it.
+    """
+    if entry is None:
+        return Claim(SUBMIT)
+    sending = entry.state in ("submitting", "sending")
+    stale = claim_is_stale(entry.claimed_at, entry.owner, now, claim_timeout)
+    if now >= entry.expires_at and not (sending and not stale):
+        return Claim(SUBMIT)
+    if sending:
+        if not stale:
+            return Claim(WAIT, owner=entry.owner)
+        if entry.state == "sending":
+            return Claim(UNKNOWN, submitted_at=entry.claimed_at, owner=entry.owner)
+        log.info(
+            "Taking over the claim on image %s of %s (gone, or not renewed for %.0f s).",
+            entry.fingerprint[:12],
+            entry.owner,
+            now - entry.claimed_at,
+        )
+        return Claim(SUBMIT)
+    if entry.state == UNKNOWN:
+        return Claim(UNKNOWN, submitted_at=entry.claimed_at, owner=entry.owner)
+    if entry.task_id or entry.result_url:
+        return Claim(
+            RESUME, task_id=entry.task_id, result_url=entry.result_url, submitted_at=entry.submitted_at
+        )
+    if entry.state == "done":
+        return Claim(CACHED, submitted_at=entry.submitted_at)
+    return Claim(SUBMIT)
+
+
+def marks_unknown(entry: JournalEntry | None, claim: Claim) -> bool:
+    """True when `claim` found a sender that died mid-request: its row must now say 'unknown'."""
+    return entry is not None and claim.action == UNKNOWN and entry.state == "sending"

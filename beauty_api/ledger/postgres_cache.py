@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from ..errors import InvalidParameterError
-from .cache_meta import dump_meta, load_meta
+from .cache_meta import load_meta, prepare_entry
 from .postgres_schema import CACHE_LOCK
 from .postgres_store import PostgresStore, SharedLedgerUnavailable
 from .result_cache import DEFAULT_MAX_AGE, DEFAULT_MAX_BYTES, SWEEP_INTERVAL, CachedResult, CacheStats
@@ -111,18 +111,10 @@ class PostgresResultCache:
     def put(self, key: str, data: bytes, meta: Mapping[str, Any] | None = None) -> bool:
         """Keep `data` as the result of `key`, then evict down to the limits; True when kept. Never
         raises for database trouble. `meta` must be small and JSON-friendly (URLs and secrets are left out)."""
-        if not isinstance(key, str) or not key:
-            raise InvalidParameterError(f"key must be a non-empty string, got {key!r}.")
-        data = bytes(data)
-        if len(data) > self.max_bytes:
-            log.info(
-                "A result of %d bytes is larger than the whole cache (%d bytes); not cached.",
-                len(data),
-                self.max_bytes,
-            )
+        entry = prepare_entry(key, data, meta, self.max_bytes)
+        if entry is None:
             return False
-        sha = hashlib.sha256(data).hexdigest()
-        meta_text = dump_meta(meta or {})
+        data, sha, meta_text = entry.data, entry.sha256, entry.meta_text
 
         def op(conn: Any) -> bool:
             with conn.transaction():

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import InvalidParameterError
-from .journal_claims import CACHED, CLAIM_TIMEOUT, RESUME, SUBMIT, UNKNOWN, WAIT, Claim, claim_is_stale
+from .journal_claims import CACHED, CLAIM_TIMEOUT, SUBMIT, UNKNOWN, Claim, decide_claim, marks_unknown
 from .journal_rows import COLUMNS, JournalEntry, entry_from_row
 from .ledger_store import wait_for_claim
 from .postgres_store import LAZY_COMMIT, PostgresStore, SharedLedgerUnavailable
@@ -92,51 +92,24 @@ class PostgresJournal:
                         )
                         row = (fingerprint, *row[1:])
                 entry = None if row is None else entry_from_row(row, self.task_lifetime)
-                sending = entry is not None and entry.state in ("submitting", "sending")
-                if (
-                    entry is not None
-                    and now >= entry.expires_at
-                    and not (sending and not self._stale(entry, now))
-                ):
-                    entry = None  # its results are gone: as if it never existed (a live sender's claim stays)
-                if entry is not None:
-                    if entry.state in ("submitting", "sending"):
-                        if not self._stale(entry, now):
-                            return Claim(WAIT, owner=entry.owner)
-                        if entry.state == "sending":  # its owner died with the request maybe on the wire
-                            conn.execute(
-                                "UPDATE face_beauty_tasks SET state = 'unknown', updated_at = %s,"
-                                " note = 'its sender stopped while the request was on the wire'"
-                                " WHERE fingerprint = %s",
-                                (now, fingerprint),
-                            )
-                            return Claim(UNKNOWN, submitted_at=entry.claimed_at, owner=entry.owner)
-                        log.info(
-                            "Taking over the claim on image %s of %s (gone, or not renewed for %.0f s).",
-                            fingerprint[:12],
-                            entry.owner,
-                            now - entry.claimed_at,
-                        )
-                    elif entry.state == UNKNOWN:
-                        return Claim(UNKNOWN, submitted_at=entry.claimed_at, owner=entry.owner)
-                    elif entry.task_id or entry.result_url:
-                        return Claim(
-                            RESUME,
-                            task_id=entry.task_id,
-                            result_url=entry.result_url,
-                            submitted_at=entry.submitted_at,
-                        )
-                    elif entry.state == "done":
-                        return Claim(CACHED, submitted_at=entry.submitted_at)
-                conn.execute(
-                    f"INSERT INTO face_beauty_tasks ({COLUMNS}, note)"
-                    " VALUES (%s, 'submitting', NULL, %s, %s, NULL, NULL, '', %s, '')"
-                    " ON CONFLICT (fingerprint) DO UPDATE SET state = 'submitting', task_id = NULL,"
-                    " owner = EXCLUDED.owner, claimed_at = EXCLUDED.claimed_at, submitted_at = NULL,"
-                    " result_url = NULL, request_id = '', updated_at = EXCLUDED.updated_at, note = ''",
-                    (fingerprint, owner, now, now),
-                )
-                return Claim(SUBMIT)
+                claim = decide_claim(entry, now, self.claim_timeout)
+                if marks_unknown(entry, claim):
+                    conn.execute(
+                        "UPDATE face_beauty_tasks SET state = 'unknown', updated_at = %s,"
+                        " note = 'its sender stopped while the request was on the wire'"
+                        " WHERE fingerprint = %s",
+                        (now, fingerprint),
+                    )
+                if claim.action == SUBMIT:
+                    conn.execute(
+                        f"INSERT INTO face_beauty_tasks ({COLUMNS}, note)"
+                        " VALUES (%s, 'submitting', NULL, %s, %s, NULL, NULL, '', %s, '')"
+                        " ON CONFLICT (fingerprint) DO UPDATE SET state = 'submitting', task_id = NULL,"
+                        " owner = EXCLUDED.owner, claimed_at = EXCLUDED.claimed_at, submitted_at = NULL,"
+                        " result_url = NULL, request_id = '', updated_at = EXCLUDED.updated_at, note = ''",
+                        (fingerprint, owner, now, now),
+                    )
+                return claim
 
         # A claim waits a few seconds for an unreachable server; wait_for_claim (the choke point)
         # goes on asking within the image's deadline, so the deadline bounds the whole wait.
@@ -155,9 +128,6 @@ class PostgresJournal:
             what="keep a claim alive",
             durable=False,
         )
-
-    def _stale(self, entry: JournalEntry, now: float) -> bool:
-        return claim_is_stale(entry.claimed_at, entry.owner, now, self.claim_timeout)
 
     def wait_for_claim(self, fingerprint: str, owner: str, **kwargs: Any) -> Claim:
         """`claim()` until it is not "wait" (ledger_store.wait_for_claim: an unreachable server is

@@ -18,7 +18,6 @@ nor anything that looks like a secret (cache_meta.py). Failures are logged and n
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sqlite3
 import time
@@ -29,7 +28,7 @@ from typing import Any
 
 from ..errors import InvalidParameterError
 from .cache_blobs import BlobStore
-from .cache_meta import dump_meta, load_meta
+from .cache_meta import load_meta, prepare_entry
 from .private_store import PrivateSqlite, ensure_private_dir
 
 log = logging.getLogger(__name__)
@@ -196,18 +195,10 @@ class ResultCache:
         `meta` must be small and JSON-friendly (task_id, request_id, mime type, sizes...);
         anything that looks like a URL or a secret is left out.
         """
-        if not isinstance(key, str) or not key:
-            raise InvalidParameterError(f"key must be a non-empty string, got {key!r}.")
-        data = bytes(data)
-        if len(data) > self.max_bytes:
-            log.info(
-                "A result of %d bytes is larger than the whole cache (%d bytes); not cached.",
-                len(data),
-                self.max_bytes,
-            )
+        entry = prepare_entry(key, data, meta, self.max_bytes)
+        if entry is None:
             return False
-        sha = hashlib.sha256(data).hexdigest()
-        meta_text = dump_meta(meta or {})
+        data, sha, meta_text = entry.data, entry.sha256, entry.meta_text
 
         def op() -> bool:
             if not self._blobs.has(sha, len(data)):

@@ -11,7 +11,7 @@ import re
 
 from ..errors import ConfigurationError
 
-KORNIA_FLOOR = (0, 7, 1)  # kornia.filters.guided_blur(..., subsample=) exists from 0.7.1 on
+KORNIA_FLOOR = (0, 7, 1)  # ComfyUI's own floor; the engine uses kornia.color's Lab conversion (whitening)
 INSTALL = 'pip install torch "kornia>=0.7.1"'
 
 

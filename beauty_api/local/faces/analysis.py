@@ -1,9 +1,11 @@
 """Face analysis: detect faces, run the 478-point mesh twice per face, and track faces over frames.
 
 Pipeline per image (MediaPipe's conventions, see roi.py): letterbox to 128x128 -> BlazeFace -> weighted
-NMS -> rotated ROI from each box and its eye keypoints -> 256x256 crop -> mesh -> a second mesh pass whose
-ROI comes from the first pass's landmarks (it rescues hard faces) -> landmarks back to image pixels.
-Faces of one image go through the mesh as one batch. "No face" is an empty list, never an exception.
+NMS -> rotated ROI from each box and its eye keypoints -> 256x256 crop -> mesh -> landmarks back to image
+pixels. Where the detector's crop was off (the ROI of the landmarks found in it lies far from it, or the
+mesh was unsure), a second mesh pass runs on the landmarks' ROI: it rescues hard faces, while a face
+found well costs one pass, as in MediaPipe's image mode. Faces of one image go through the mesh as one
+batch. "No face" is an empty list, never an exception.
 """
 
 from __future__ import annotations
@@ -21,13 +23,30 @@ from . import detector as D
 from .face import Face, make_face, to_nchw
 from .limits import MAX_FACES, MIN_FACE
 from .models import DETECTOR_FILE, FULL_RANGE_DETECTOR_FILE, MESH_FILE, load_model
-from .roi import Roi, crop, project, roi_from_box, roi_from_landmarks
+from .roi import Roi, crop, normalize_angle, project, roi_from_box, roi_from_landmarks
 from .tiles import detect_in_tiles, tile_rois
 from .tracking import FaceTracker
 
 MESH_SIZE = 256
 NUM_OUTPUT_LANDMARKS = 478
 MIN_PRESENCE = 0.5  # mesh face-presence probability under which a face is dropped (or a track lost)
+# A first pass is kept when its landmarks' ROI is this close to the detector's crop (fractions of the
+# crop's side, the side's ratio, radians) and the mesh is this sure: a second pass on such a crop moves
+# the points by about 1 % of the side (docs/local-engine.md), far from a face the crop missed.
+REPASS_SHIFT, REPASS_SCALE, REPASS_ANGLE, REPASS_PRESENCE = 0.10, 1.25, 0.35, 0.9
+
+
+def needs_second_pass(first: Roi, refined: Roi, presence: float) -> bool:
+    """Whether the mesh must run again on `refined` (its landmarks' ROI) after a pass on `first`."""
+    shift = ((first.cx - refined.cx) ** 2 + (first.cy - refined.cy) ** 2) ** 0.5
+    ratio = refined.side / max(first.side, 1e-6)
+    turn = abs(normalize_angle(refined.angle - first.angle))
+    return (
+        presence < REPASS_PRESENCE
+        or shift > REPASS_SHIFT * first.side
+        or not 1 / REPASS_SCALE <= ratio <= REPASS_SCALE
+        or turn > REPASS_ANGLE
+    )
 
 
 def _inside(detection: D.Detection, roi: Roi) -> bool:
@@ -146,10 +165,13 @@ class FaceAnalyzer:
         return out
 
     def _analyze_many(
-        self, images: Sequence[torch.Tensor], known: Sequence[Sequence[Roi]] = ()
+        self, images: Sequence[torch.Tensor], known: Sequence[Sequence[Roi]] = (), *, settle: bool = False
     ) -> list[list[tuple[Face, Roi]]]:
         """Detect, then mesh each new face; `known[i]`: faces of image i already followed (a tracker's),
-        whose detections are skipped and which count against `max_faces`."""
+        whose detections are skipped and which count against `max_faces`. Each face comes with the
+        crop its landmarks were found in. `settle` (a tracker's new faces) runs the second pass on
+        every face: a track's next frames are meshed on its landmarks' ROI, so its first frame is too
+        (else a still face would move between its first two frames)."""
         detections = self._detect_many(images)
         rois = []
         for i, dets in enumerate(detections):
@@ -161,19 +183,50 @@ class FaceAnalyzer:
             ]
             rois.append(new[: max(0, self.max_faces - len(taken))])
         landmarks, presence = self._mesh_many(list(zip(images, rois, strict=True)))
+        rolls = [roi.angle for image_rois in rois for roi in image_rois]
         if self.second_pass and landmarks:
-            refined = iter([roi_from_landmarks(lm) for lm in landmarks])
-            rois = [[next(refined) for _ in image_rois] for image_rois in rois]
-            landmarks, presence = self._mesh_many(list(zip(images, rois, strict=True)))
+            landmarks, presence, rois, rolls = self._second_pass(images, rois, landmarks, presence, settle)
         results, k = [], 0
         for image_rois in rois:
             faces = []
             for roi in image_rois:
                 if presence[k] >= self.min_presence:
-                    faces.append((make_face(landmarks[k], presence[k], roi.angle), roi))
+                    faces.append((make_face(landmarks[k], presence[k], rolls[k]), roi))
                 k += 1
             results.append(faces)
         return results
+
+    def _second_pass(
+        self,
+        images: Sequence[torch.Tensor],
+        rois: list[list[Roi]],
+        landmarks: list[torch.Tensor],
+        presence: list[float],
+        settle: bool,
+    ) -> tuple[list[torch.Tensor], list[float], list[list[Roi]], list[float]]:
+        """The mesh again, in one batch, on the faces whose first crop was off (`needs_second_pass`),
+        or on all with `settle`: their landmarks and crops are replaced by the second pass's. Also
+        each face's roll: the angle of its first-pass landmarks' eye line (as before a second pass)."""
+        refined = [roi_from_landmarks(lm) for lm in landmarks]
+        first = [roi for image_rois in rois for roi in image_rois]
+        crops = list(first)
+        redo = [
+            k for k in range(len(first)) if settle or needs_second_pass(first[k], refined[k], presence[k])
+        ]
+        owner = [i for i, image_rois in enumerate(rois) for _ in image_rois]
+        if redo:
+            work = [(images[i], [refined[k] for k in redo if owner[k] == i]) for i in range(len(images))]
+            again, again_presence = self._mesh_many(work)
+            order = sorted(redo, key=lambda k: owner[k])  # _mesh_many answers image by image
+            for k, lm, p in zip(order, again, again_presence, strict=True):
+                landmarks[k], presence[k], crops[k] = lm, p, refined[k]
+        it = iter(crops)
+        return (
+            landmarks,
+            presence,
+            [[next(it) for _ in image_rois] for image_rois in rois],
+            [r.angle for r in refined],
+        )
 
     def track(
         self, frames: torch.Tensor, *, fps: float = 30.0, check_cancel: CancelCheck | None = None

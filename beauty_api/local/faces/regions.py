@@ -86,20 +86,21 @@ def _region_distance(
 
 
 def _face_distance_field(
-    landmarks: torch.Tensor, region: str, x0: int, y0: int, x1: int, y1: int, margin: float
+    landmarks: torch.Tensor, region: str, x0: int, y0: int, x1: int, y1: int, margin: float, grid: int
 ) -> torch.Tensor:
-    """The region's signed distance on pixels [y0, y1) x [x0, x1), via a coarse grid when the box is large."""
+    """The region's signed distance on pixels [y0, y1) x [x0, x1), via a coarse grid when the box is
+    larger than `grid` samples per side."""
     w, h = x1 - x0, y1 - y0
-    step = max(1.0, max(w, h) / _MAX_GRID)
+    step = max(1.0, max(w, h) / grid)
     gw, gh = max(2, math.ceil((w - 1) / step) + 1), max(2, math.ceil((h - 1) / step) + 1)
     dev = landmarks.device
     xs = x0 + torch.arange(gw, device=dev, dtype=torch.float32) * step
     ys = y0 + torch.arange(gh, device=dev, dtype=torch.float32) * step
-    grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], dim=-1).reshape(-1, 2)
+    points = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], dim=-1).reshape(-1, 2)
     lm = landmarks[:, :2].float()
     margin += 2 * step  # the coarse field is interpolated between samples one step apart
-    chunks = range(0, len(grid), _CHUNK)
-    sd = torch.cat([_region_distance(grid[i : i + _CHUNK], lm, region, margin) for i in chunks])
+    chunks = range(0, len(points), _CHUNK)
+    sd = torch.cat([_region_distance(points[i : i + _CHUNK], lm, region, margin) for i in chunks])
     sd = sd.reshape(1, 1, gh, gw)
     if step == 1.0:
         return sd[0, 0, :h, :w]
@@ -127,13 +128,15 @@ def region_mask(
     feather: float = 0.0,
     grow: float = 0.0,
     device: torch.device | str | None = None,
+    grid: int = _MAX_GRID,
 ) -> torch.Tensor:
     """A soft [height, width] float32 mask (0..1) of `region` over all `faces` (their union).
 
     `grow` and `feather` are in PIXELS of the image (use `Face.size` to scale them per face): `grow`
     moves the edge outward (negative shrinks); `feather` is the width of a smooth transition centred on
     the (grown) edge; 0 gives a one-pixel anti-aliased edge. `device` defaults to the landmarks' device
-    (CPU when there is no face). No face gives an all-zero mask.
+    (CPU when there is no face). No face gives an all-zero mask. `grid`: at most this many distance
+    samples per side of each face's box, interpolated between (fewer is faster; the field is smooth).
     """
     if region not in _REGION_POLYGONS:
         raise ValueError(f"unknown face region {region!r}: choose one of {', '.join(REGIONS)}")
@@ -151,7 +154,7 @@ def region_mask(
         if x1 <= x0 or y1 <= y0:
             continue
         reach = abs(float(grow)) + feather / 2 + 2
-        sd = _face_distance_field(lm, region, x0, y0, x1, y1, reach) - float(grow)
+        sd = _face_distance_field(lm, region, x0, y0, x1, y1, reach, max(2, grid)) - float(grow)
         patch = mask[y0:y1, x0:x1]
         torch.maximum(patch, _ramp(sd, feather), out=patch)
     return mask

@@ -40,7 +40,7 @@ class Analyzer(Protocol):
     ) -> tuple[list[torch.Tensor], list[float]]: ...
 
     def _analyze_many(
-        self, images: Sequence[torch.Tensor], known: Sequence[Sequence[Roi]] = ()
+        self, images: Sequence[torch.Tensor], known: Sequence[Sequence[Roi]] = (), *, settle: bool = False
     ) -> list[list[tuple[Face, Roi]]]: ...
 
 
@@ -111,7 +111,7 @@ class FaceTracker:
                         raw.append((lm, p, track.roi))
                 self.tracks = kept
             if len(self.tracks) < a.max_faces:
-                for face, roi in a._analyze_many([x], [[t.roi for t in self.tracks]])[0]:
+                for face, roi in a._analyze_many([x], [[t.roi for t in self.tracks]], settle=True)[0]:
                     self.tracks.append(_Track(roi))
                     raw.append((face.landmarks, face.score, roi))
             faces = []

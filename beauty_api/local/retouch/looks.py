@@ -3,11 +3,14 @@
 The API's exact filters are not published; these take only their names and numbers. A look is the
 only whole-frame step of the local engine, so it must be cheap at 4K: it runs through Pillow's
 `Color3DLUT` (C, trilinear interpolation of the 17^3 table, on 8-bit pixels), which measured
-faster than torch's 3D `grid_sample` on the same table.
+faster than torch's 3D `grid_sample` on the same table. Pillow lets go of the GIL while it filters,
+so a large image is filtered in horizontal bands on the engine's threads (pixel by pixel: the
+same output however many).
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +23,7 @@ if TYPE_CHECKING:
     from PIL import ImageFilter
 
 LOOKS_FILE = Path(__file__).resolve().parents[1] / "data" / "looks.npz"
+BAND_MIN_PIXELS = 65536  # a band smaller than this costs more to hand to a thread than it saves
 
 
 @cache
@@ -78,17 +82,42 @@ def pillow_lut(table: np.ndarray) -> ImageFilter.Color3DLUT:
     return ImageFilter.Color3DLUT(table.shape[0], table.reshape(-1).tolist(), channels=3)
 
 
-def apply_table(rgb: np.ndarray, table: np.ndarray | ImageFilter.Color3DLUT) -> np.ndarray:
-    """A 3D LUT (a table, or a filter from `pillow_lut`) applied to an [H, W, 3] uint8 image: a new array."""
+def apply_table(
+    rgb: np.ndarray, table: np.ndarray | ImageFilter.Color3DLUT, *, threads: int = 1
+) -> np.ndarray:
+    """A 3D LUT (a table, or a filter from `pillow_lut`) applied to an [H, W, 3] uint8 image: a new
+    array, filtered in up to `threads` bands at once."""
+    lut = pillow_lut(table) if isinstance(table, np.ndarray) else table
+    rgb = np.ascontiguousarray(rgb)
+    height, width = rgb.shape[:2]
+    bands = max(1, min(threads, height, height * width // BAND_MIN_PIXELS))
+    if bands == 1:
+        return np.array(_filtered(rgb, lut))
+    out = np.empty_like(rgb)
+    edges = [height * k // bands for k in range(bands + 1)]
+
+    def band(k: int) -> None:
+        rows = slice(edges[k], edges[k + 1])
+        out[rows] = _filtered(rgb[rows], lut)
+
+    list(_band_pool(bands).map(band, range(bands)))
+    return out
+
+
+def _filtered(rgb: np.ndarray, lut: ImageFilter.Color3DLUT) -> np.ndarray:
     from PIL import Image
 
-    lut = pillow_lut(table) if isinstance(table, np.ndarray) else table
-    image = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
-    return np.asarray(image.filter(lut)).copy()
+    return np.asarray(Image.fromarray(rgb, "RGB").filter(lut))
 
 
-def apply_look(rgb: np.ndarray, number: int | None) -> np.ndarray:
-    """Look `number` applied to an [H, W, 3] uint8 image (a new array); None ("none") returns `rgb`."""
+@cache
+def _band_pool(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(threads, thread_name_prefix="face-beauty-look")
+
+
+def apply_look(rgb: np.ndarray, number: int | None, *, threads: int = 1) -> np.ndarray:
+    """Look `number` applied to an [H, W, 3] uint8 image (a new array); None ("none") returns `rgb`.
+    `threads`: how many bands are filtered at once (the engine passes torch's thread count)."""
     if number is None:
         return rgb
-    return apply_table(rgb, _look_filter(number))
+    return apply_table(rgb, _look_filter(number), threads=threads)
