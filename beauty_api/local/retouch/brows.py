@@ -23,6 +23,9 @@ import torch
 import torch.nn.functional as F
 
 TEXTURE_STRENGTH = 0.7  # how much of the forehead's fine detail is lent to the fill
+# the lent detail is clipped to grain (0..1): a wrinkle, lash or rim edge in the cheek patch would
+# otherwise be copied into the fill as a thin scratch-like line
+TEXTURE_LIMIT = 0.02
 # Only what is darker than the fill is brow: a pixel this much darker (0..1 luma) is replaced in full,
 # one at the fill's level or lighter (skin between the hairs, a blond strand, a highlight) is kept.
 HAIR_DARKER = (0.01, 0.06)
@@ -198,7 +201,8 @@ def remove_brow(
     ph, pw = y1 - y0, x1 - x0
     tx0, ty0 = round(texture_from[0] - pw / 2), round(texture_from[1] - ph / 2)
     if tx0 >= 0 and ty0 >= 0 and tx0 + pw <= crop.shape[-1] and ty0 + ph <= crop.shape[-2]:
-        fill = fill + TEXTURE_STRENGTH * _fine_detail(crop[..., ty0 : ty0 + ph, tx0 : tx0 + pw])
+        detail = _fine_detail(crop[..., ty0 : ty0 + ph, tx0 : tx0 + pw])
+        fill = fill + TEXTURE_STRENGTH * detail.clamp(-TEXTURE_LIMIT, TEXTURE_LIMIT)
     out = crop.clone()
     weight = amount * mask[y0:y1, x0:x1] * hair
     out[..., y0:y1, x0:x1] = patch + weight * (fill.clamp(0.0, 1.0) - patch)
