@@ -146,11 +146,14 @@ def lightness(rgb: np.ndarray) -> torch.Tensor:
     return kornia.color.rgb_to_lab(image)[0, 0]
 
 
-def brow_lightness(rgb: np.ndarray, face: Face, original: np.ndarray, side: str) -> float:
+def brow_lightness(
+    rgb: np.ndarray, face: Face, original: np.ndarray, side: str, skip: torch.Tensor | None = None
+) -> float:
     """Mean L* of one brow ("left_brow" / "right_brow") minus that of the skin beside it, in `rgb`:
     negative for a brow darker than the skin, positive for an area lighter than it (an inverted brow).
     "Beside": a ring 1.5% to 5% of the face's size outside the brow, without the eyes, only where
-    `original` is within 12 L* of the cheeks' median (no fringe of hair); the same pixels before/after."""
+    `original` is within 12 L* of the cheeks' median (no fringe of hair); the same pixels before/after.
+    Pixels where `skip` [H, W] (bool) is set count in neither (a glasses rim that is meant to stay)."""
     height, width = rgb.shape[:2]
     size = face.size
     brow = region_mask([face], height, width, side, grow=-0.005 * size) > 0.5
@@ -160,8 +163,23 @@ def brow_lightness(rgb: np.ndarray, face: Face, original: np.ndarray, side: str)
     ring &= ~(region_mask([face], height, width, "eyes", grow=0.03 * size) > 0.5)
     before = lightness(original)
     ring &= (before - before[cheek_mask(face, height, width) > 0].median()).abs() < 12
+    if skip is not None:
+        brow, ring = brow & ~skip, ring & ~skip
     after = lightness(rgb)
     return float(after[brow].mean() - after[ring].mean())
+
+
+def kept_lines(rgb: np.ndarray, face: Face) -> torch.Tensor:
+    """[H, W] bool: the dark lines crossing or bordering the brows of `rgb` that brow removal keeps
+    (strands, lashes, a glasses rim), as the engine finds them (`lines_to_keep`)."""
+    from beauty_api.local.retouch.brows import lines_to_keep
+    from beauty_api.local.retouch.engine import BROW_GROW
+
+    height, width = rgb.shape[:2]
+    image = torch.from_numpy(np.array(rgb, dtype=np.float32)).permute(2, 0, 1)[None] / 255.0
+    brows = region_mask([face], height, width, "brows", grow=BROW_GROW * face.size)
+    keep = lines_to_keep(image, brows, face.size)
+    return torch.zeros(height, width, dtype=torch.bool) if keep is None else keep
 
 
 def far_outside_face(face: Face, height: int, width: int, reach: float | None = None) -> torch.Tensor:

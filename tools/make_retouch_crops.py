@@ -4,7 +4,9 @@
 - warp_earring.jpg: a gold hoop drawn beside her jaw, the issue's sliders;
 - warp_jaw.jpg: the jaw and neck of the real portrait, the issue's sliders;
 - warp_mouth_rings.jpg: rings drawn around the mouth, thinface 80 with smoothing 90 and enlarge_eye 70;
-- brows.jpg: both portraits' brows, remove_eyebrow 100 and the issue's sliders with remove_eyebrow 100.
+- brows.jpg: both portraits' brows, remove_eyebrow 100 and the issue's sliders with remove_eyebrow 100
+  (Grace Hopper's glasses rim lies along her brows: it is kept);
+- brows_strand.jpg: a dark hair strand drawn across each brow of both portraits, remove_eyebrow 100.
 The issue's sliders: smoothing 90, thinface 80, enlarge_eye 70, the others 50. Faces are Google's
 reference landmarks (tests/data), so the pictures do not depend on the detector. Deterministic.
 Run from the repository root: `python tools/make_retouch_crops.py`.
@@ -123,6 +125,28 @@ def main() -> None:
         ):
             rows.append(pair(image, retouch_faces(image, [found], params), box))
     save("brows.jpg", rows)
+
+    rows = []
+    for name in ("astronaut", "grace_hopper"):
+        image, found = np.array(portrait(name)), reference_faces(name)[0]
+        lm = found.landmarks[:, :2]
+        streaked = Image.fromarray(image)
+        draw = ImageDraw.Draw(streaked)
+        for side in (T.LEFT_BROW, T.RIGHT_BROW):
+            # a slanted strand through the brow's middle, 0.25 face sizes above and below it
+            cx, cy = (float(v) for v in lm[list(side)].mean(0))
+            reach = 0.25 * found.size
+            draw.line(
+                (cx - 0.3 * reach, cy - reach, cx + 0.3 * reach, cy + reach), fill=(40, 32, 28), width=3
+            )
+        strand = np.asarray(streaked)
+        brows = lm[list(T.LEFT_BROW) + list(T.RIGHT_BROW)]
+        (bx0, by0), (bx1, by1) = brows.amin(0).int().tolist(), brows.amax(0).int().tolist()
+        box = (bx0 - 12, by0 - 18, bx1 + 12, by1 + 22)
+        rows.append(
+            pair(strand, retouch_faces(strand, [found], BeautyParams(**{**ZERO, "remove_eyebrow": 100})), box)
+        )
+    save("brows_strand.jpg", rows)
 
 
 if __name__ == "__main__":

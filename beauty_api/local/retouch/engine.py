@@ -29,7 +29,7 @@ from ...params import SLIDER_NAMES, BeautyParams
 from ..faces.face import Face
 from ..faces.limits import MAX_FACES, MIN_FACE
 from ..faces.regions import region_mask
-from .brows import fill_from_border, remove_brow
+from .brows import fill_from_border, lines_to_keep, remove_brow
 from .looks import apply_look
 from .tone import smooth_skin, whiten_u8
 from .warp import WARP_REACH, WarpAmounts, apply_displacement, crop_box, displacement_field
@@ -116,13 +116,19 @@ def _remove_brows(crop: torch.Tensor, face: Face, amount: float) -> tuple[torch.
     # lashes, lids and what lies on them (a glasses rim) border the brow from below: kept
     lids = _soft_mask(face, height, width, "eyes", feather=BROW_FEATHER * size, grow=LASH_REACH * size)
     both = both * (1.0 - lids)
+    keep = lines_to_keep(crop, both, size)  # strands, lashes, rims that cross a brow
     split = min(width, max(0, round(float(face.landmarks[168, 0]))))
     for columns, cheek in ((slice(0, split), 205), (slice(split, width), 425)):
         mask = torch.zeros_like(both)
         mask[:, columns] = both[:, columns]
         point = face.landmarks[cheek]
         crop = remove_brow(
-            crop, mask, amount, skin_colour=skin_colour, texture_from=(float(point[0]), float(point[1]))
+            crop,
+            mask,
+            amount,
+            skin_colour=skin_colour,
+            texture_from=(float(point[0]), float(point[1])),
+            keep=keep,
         )
     return crop, both * amount
 

@@ -15,6 +15,8 @@ face, a shell just inside the oval for rho up to RING_END, then the centroid (no
 FALLOFF_END. So what sits beside the jaw (an earring, a collar, a ring drawn around the mouth) is
 carried along with the jaw almost rigidly, and the field decays only farther out, where it is small
 against the distance it decays over. A steep fall-off right at the jaw is what sheared such things.
+Below the chin the remap would carry the chin's inward pull down the neck and narrow it: there the
+field's across-the-face part fades out (`_spare_the_neck`), so the neck moves up with the chin.
 The three are summed on a coarse grid (the field is smooth), multiplied by a taper that is zero at
 the crop's border, upsampled, and applied with one `grid_sample`. Coordinates are crop pixels with
 integer values at pixel centres. Figures (stretch ratio, fold, jaw curvature) are in
@@ -45,6 +47,11 @@ EYE_AT_100 = 0.26  # the iris is sampled from 0.74x as far: ~1.35x larger, the l
 KNEE_START, KNEE_END = 0.7, 1.2
 RING_END = 1.35
 FALLOFF_END = 2.7
+# The neck below the chin keeps its width: the field's across part fades out from NECK_START to
+# NECK_FULL chin lengths (0 at the nose bridge, 1 at the chin) and within NECK_HALF_WIDTH face
+# half-widths of the centre line. Wide ramps: a steep one shears what is beside the jaw (stretch ratio).
+NECK_START, NECK_FULL = 0.75, 1.55
+NECK_HALF_WIDTH = (0.4, 1.15)
 # How far out the crops around a face must reach, in oval radii: the tone work (smoothing, whitening,
 # brows) stays inside the face; the warp reaches to the end of its fall-off.
 CROP_REACH = 1.45
@@ -163,6 +170,23 @@ def _face_field(xy: torch.Tensor, lm: torch.Tensor, amounts: WarpAmounts) -> tor
     return field
 
 
+def _spare_the_neck(field: torch.Tensor, xy: torch.Tensor, lm: torch.Tensor) -> torch.Tensor:
+    """`field` [..., 2] at `xy` with its across-the-face part faded out below the chin (see NECK_START,
+    NECK_HALF_WIDTH): the neck moves up with the chin instead of being squeezed by its inward pull."""
+    top, chin = lm[168], lm[152]
+    length = (chin - top).norm().clamp_min(1.0)
+    down = (chin - top) / length
+    across = torch.stack([-down[1], down[0]])
+    oval = lm[list(T.FACE_OVAL)]
+    half_width = ((oval - top) @ across).abs().max().clamp_min(1.0)
+    u = ((xy - top) @ across) / half_width
+    v = ((xy - top) @ down) / length
+    below = _smoothstep(NECK_START, NECK_FULL, v)
+    inside = 1.0 - _smoothstep(NECK_HALF_WIDTH[0], NECK_HALF_WIDTH[1], u.abs())
+    sideways = field @ across
+    return field - (below * inside * sideways).unsqueeze(-1) * across
+
+
 def displacement_field(
     landmarks: torch.Tensor, height: int, width: int, amounts: WarpAmounts, *, border: float
 ) -> torch.Tensor:
@@ -188,7 +212,8 @@ def displacement_field(
         shell = _profile(torch.tensor(RING_END))
         scale = radius.clamp_max(shell) / rho.clamp_min(1e-6)
         decay = torch.where(rho > RING_END, radius / shell, torch.ones_like(radius))
-        field += _face_field(centre + (xy - centre) * scale.unsqueeze(-1), lm, amounts) * decay.unsqueeze(-1)
+        face = _face_field(centre + (xy - centre) * scale.unsqueeze(-1), lm, amounts) * decay.unsqueeze(-1)
+        field += _spare_the_neck(face, xy, lm)
 
     if amounts.enlarge_eye > 0:
         for contour, iris in ((T.RIGHT_EYE, T.RIGHT_IRIS_CENTER), (T.LEFT_EYE, T.LEFT_IRIS_CENTER)):
