@@ -17,6 +17,9 @@ invariants of sim_harness are checked, with paid submits as the emulators counte
 
 Workers are forked from a preloaded fork server and reused across schedules; a killed one is
 replaced. `ProcessSimulation` is one schedule; `Coordinator` holds the emulators and processes.
+Nothing waits in real time and nothing runs beside the current step (a held upload's claim
+heartbeat beats here, one beat at a time), so a seed replays exactly: `Outcome.trace` lists
+every event, free of ports and paths, and the same seed gives the same trace in any run.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from sim_harness import CLAIM_TIMEOUT, FAULTS, PARAMS, SECRET, TASK_LIFETIME, Ou
 from beauty_api.api.client import FaceBeautyClient
 from beauty_api.clock import FakeClock
 from beauty_api.codec import SourceImage, encode_for_upload
+from beauty_api.ledger.journal_claims import HEARTBEAT_SECONDS
 
 WAIT = 120.0  # real seconds a worker may take to reach its next step before the run is called stuck
 ENTRIES = ("comfy", "cli", "cli")  # worker 0 enters as the ComfyUI node, the others as the CLI
@@ -45,19 +49,22 @@ ENTRIES = ("comfy", "cli", "cli")  # worker 0 enters as the ComfyUI node, the ot
 
 def _start_fork_server() -> None:
     """The fork server imports proc_worker (and the package) once; each worker is a fork of it.
-    Python 3.11's fork server ignores the parent's sys.path, so it is given on PYTHONPATH."""
+    Python 3.11's fork server ignores the parent's sys.path, so it is given on PYTHONPATH; its
+    string hashes are fixed (PYTHONHASHSEED), so no set's order differs between runs."""
     from multiprocessing import forkserver
 
     here = Path(__file__).resolve().parent
-    before = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(here), str(here.parents[1]), *filter(None, [before])])
+    before = {name: os.environ.get(name) for name in ("PYTHONPATH", "PYTHONHASHSEED")}
+    path = [str(here), str(here.parents[1]), *filter(None, [before["PYTHONPATH"]])]
+    os.environ.update(PYTHONPATH=os.pathsep.join(path), PYTHONHASHSEED="0")
     try:
         forkserver.ensure_running()
     finally:
-        if before is None:
-            del os.environ["PYTHONPATH"]
-        else:
-            os.environ["PYTHONPATH"] = before
+        for name, value in before.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
 
 
 class Worker:
@@ -68,9 +75,11 @@ class Worker:
 
         mine, theirs = context.Pipe()
         self.conn = mine
-        self.process = context.Process(target=proc_worker.serve, args=(theirs,), daemon=True)
+        self.beats, their_beats = context.Pipe()  # read here only when a beat is sent: no reader thread
+        self.process = context.Process(target=proc_worker.serve, args=(theirs, their_beats), daemon=True)
         self.process.start()
         theirs.close()
+        their_beats.close()
         threading.Thread(target=self._read, args=(events,), daemon=True).start()
 
     def _read(self, events: queue.Queue) -> None:
@@ -88,6 +97,14 @@ class Worker:
     def kill(self) -> None:
         os.kill(self.process.pid, signal.SIGKILL)
 
+    def beat(self, mono: float, wall: float) -> int:
+        """Its claim heartbeats beat once at this time; how many there were."""
+        self.beats.send({"mono": mono, "wall": wall})
+        if not self.beats.poll(WAIT):
+            raise TimeoutError("a worker's heartbeat did not answer")
+        answer: int = self.beats.recv()
+        return answer
+
 
 class Coordinator:
     """The emulators and the worker processes, kept across schedules (spawning is slow)."""
@@ -100,7 +117,7 @@ class Coordinator:
         self.clock = FakeClock(start=1000.0)
         self.paid = PaidLog()
         self.schedule: ProcessSimulation | None = None
-        self.emulators = [SimEmulator(self.clock, self.paid, self._on_submit) for _ in range(2)]
+        self.emulators = [SimEmulator(f"api{n}", self.clock, self.paid, self._on_submit) for n in range(2)]
         for emulator in self.emulators:
             emulator.start()
         self.workers: list[Worker] = []
@@ -166,6 +183,8 @@ class ProcessSimulation:
         self.texts: list[str] = []
         self.finished: list[tuple[str, Any]] = []
         self.without_ledger = False
+        self.trace = self.outcome.trace  # every event in order, free of ports and paths: replays compare it
+        self.epochs = {emulator: emulator.epoch for emulator in coordinator.emulators}
 
     # -- the schedule -------------------------------------------------------------------------
 
@@ -217,6 +236,9 @@ class ProcessSimulation:
         ]
         self.play({0: self.config("recovery", "cli", jobs)})
         self.outcome.paid = len(self.co.paid.entries)
+        for paid in self.co.paid.entries:  # in the order paid, per request identity
+            epoch = paid.epoch - self.epochs[paid.emulator]
+            self.trace.append(f"paid {paid.key[:16]} {paid.task_id or 'sync'} epoch {epoch}")
         for detail in self.co.paid.twice:
             self.violate("at most one paid submit per fingerprint", detail)
         self.check_secrets()
@@ -255,7 +277,10 @@ class ProcessSimulation:
             if sender is not worker and message[0] != "held":
                 continue  # a late word from a process killed earlier
             kind = message[0]
+            if kind in ("held", "eof", "done"):
+                self.note(worker, kind, *(status for status, _ in message[1]) if kind == "done" else ())
             if kind == "held":
+                self.hold(worker)
                 return "held"
             if kind == "eof":  # killed in flight, or quit at a second Ctrl-C
                 worker.process.join(10)  # reaped: its pid no longer looks alive to the journal
@@ -263,6 +288,7 @@ class ProcessSimulation:
             if kind == "done":
                 self.finished = message[1]
                 return "finished"
+            self.note(worker, message[1], f"{message[2]:g}")
             self.outcome.steps += 1
             if message[2]:
                 self.co.clock.advance(message[2])
@@ -272,6 +298,9 @@ class ProcessSimulation:
             self.maybe_fault(worker, message[1])
             return "step" if worker in self.replies else "dead"
 
+    def note(self, worker: Worker, *words: str) -> None:
+        self.trace.append(" ".join((str(self.co.workers.index(worker)), *words)))
+
     # -- faults -------------------------------------------------------------------------------
 
     def maybe_fault(self, worker: Worker, label: str) -> None:
@@ -279,6 +308,7 @@ class ProcessSimulation:
             return
         kind = self.rng.choice(self.fault_kinds)
         self.outcome.faults.append(f"{kind}@{self.co.workers.index(worker)}:{label}")
+        self.trace.append(f"fault {self.outcome.faults[-1]}")
         if kind == "kill":
             if self.rng.random() < 0.5:
                 self.armed.add("kill_in_flight")  # when its next submit has reached the emulator
@@ -306,6 +336,15 @@ class ProcessSimulation:
         elif kind == "clock_jump":
             self.skew += self.rng.choice((7200.0, -3600.0, TASK_LIFETIME + 3600.0))
 
+    def hold(self, worker: Worker) -> None:
+        """The upload outlasts any claim timeout: time passes while its sender's heartbeat beats
+        (in this thread, one beat at a time, while every process waits)."""
+        for _ in range(round(3 * CLAIM_TIMEOUT / HEARTBEAT_SECONDS)):
+            self.co.clock.advance(HEARTBEAT_SECONDS)
+            self.wall += HEARTBEAT_SECONDS
+            beating = worker.beat(self.co.clock.monotonic(), self.wall + self.skew)
+            self.note(worker, "beat", str(beating))
+
     def expect_death(self, worker: Worker) -> None:
         while True:
             sender, message = self.co.events.get(timeout=WAIT)
@@ -325,15 +364,15 @@ class ProcessSimulation:
             raise Refusal("ERROR_USER_NOT_EXISTS", "the API key is not valid")
         if moment == "arrived" and "slow_submit" in self.armed:
             self.armed.discard("slow_submit")
-            self.co.clock.advance(3 * CLAIM_TIMEOUT)  # the upload outlasts any claim timeout ...
-            self.wall += 3 * CLAIM_TIMEOUT
             go = threading.Event()
             self.held[worker] = go
             self.co.events.put((worker, ("held",)))
-            go.wait()  # ... while the others run, until the seed gives its sender the turn again
+            go.wait()  # the coordinator lets time pass (hold), then the others run until the seed
+            # gives its sender the turn again
         if moment == "answered" and "kill_in_flight" in self.armed:
             self.armed.discard("kill_in_flight")
             self.outcome.faults.append("kill@in-flight")
+            self.trace.append("fault kill@in-flight")
             worker.kill()  # the task exists (paid); its answer goes to a dead socket
 
     def lock_journal(self) -> None:

@@ -11,7 +11,13 @@ the package is changed: at import this module wraps, in this process only,
   ("step", label) to the coordinator and blocks until it answers "go" (with the time, and any
   fault to take here). Only the main thread steps; the claim heartbeat thread never does;
 - the transport's retry jitter (seeded) and its socket timeouts (long: a request the
-  coordinator holds at the emulator must not time out in real time).
+  coordinator holds at the emulator must not time out in real time);
+- the claim heartbeat (paid_request's `_Heartbeat`, subclassed): it beats when the coordinator
+  says so, on its clock, over a second pipe read by one thread of this process, and only while
+  this worker's upload is held at the emulator (its main thread blocked there), so a beat never
+  races a step of any process. The package's heartbeat thread waits in real time; here nothing does;
+- SQLite's busy timeout: 0, so a locked journal answers "busy" at once (nothing waits in real
+  time); the package's own waits for a locked journal are sleeps, hence steps.
 
 Faults taken here are the real ones: Ctrl-C is `signal.raise_signal(SIGINT)` under the CLI's own
 handler (first: cancel; second: `abandon_in_flight`, then `os._exit`), "sqlite_error" fails the
@@ -39,6 +45,7 @@ time.time = lambda: _clock["wall"]  # before the package is imported: its defaul
 import requests  # noqa: E402
 
 import beauty_api.api.transport as transport  # noqa: E402
+import beauty_api.run.paid_request as paid_request  # noqa: E402
 from beauty_api.api.client import ClientSettings  # noqa: E402
 from beauty_api.cli.retouch import _ctrl_c_cancels  # noqa: E402
 from beauty_api.clock import SystemClock  # noqa: E402
@@ -50,7 +57,7 @@ from beauty_api.run.api_backend import ApiBackend  # noqa: E402
 from beauty_api.run.backend import RetouchOptions  # noqa: E402
 
 SETTINGS = ClientSettings(timeout=600.0, poll_initial=1.0, poll_max=1.0)
-BUSY_TIMEOUT = 0.01  # real seconds a locked journal is waited for per attempt (then the package's own waits)
+BUSY_TIMEOUT = 0.0  # no real wait for a locked journal: only the coordinator holds one, across steps
 
 
 class Channel:
@@ -103,7 +110,8 @@ def _hook() -> None:
     @contextmanager
     def stepped(original: Any, db: Any) -> Any:
         level = getattr(depth, "level", 0)
-        if level == 0 and channel is not None:
+        main = threading.current_thread() is threading.main_thread()
+        if level == 0 and channel is not None and main:
             channel.step("ledger")
             if channel.db_fault and not channel.quiet:
                 channel.db_fault = False
@@ -143,10 +151,49 @@ def _hook() -> None:
 _hook()
 
 
-def serve(conn: Any) -> None:
+class SimHeartbeat(paid_request._Heartbeat):
+    """The choke point's heartbeat with the coordinator's clock: no thread of its own; `beat`
+    runs when the coordinator sends a beat (see Beats)."""
+
+    def start(self) -> None:
+        beating.append(self)
+
+    def stop(self) -> None:
+        if self in beating:
+            beating.remove(self)
+
+    def beat(self) -> None:
+        self._ledger.heartbeat(self._fingerprint, self._owner)
+
+
+beating: list[SimHeartbeat] = []  # the heartbeats started and not stopped (main thread only)
+paid_request._Heartbeat = SimHeartbeat  # type: ignore[misc]
+
+
+def beats(conn: Any) -> None:
+    """The heartbeat's thread: each beat message sets the clock, beats every live heartbeat and
+    answers how many beat. The coordinator sends one only while this worker's main thread is
+    held at the emulator, and waits for the answer, so a beat runs alone."""
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        _clock["mono"], _clock["wall"] = message["mono"], message["wall"]
+        for heartbeat in list(beating):
+            try:
+                heartbeat.beat()
+            except Exception:  # as the package's heartbeat thread would die: its traceback on stderr
+                traceback.print_exc()
+                beating.remove(heartbeat)
+        conn.send(len(beating))
+
+
+def serve(conn: Any, beat_conn: Any) -> None:
     """Run schedules until told to quit: ("begin", config) -> steps ... -> ("done", results)."""
     global channel
     channel = Channel(conn)
+    threading.Thread(target=beats, args=(beat_conn,), name="sim-heartbeat", daemon=True).start()
     logging.getLogger("beauty_api").setLevel(logging.DEBUG)
     logging.getLogger("beauty_api").addHandler(logging.StreamHandler(sys.stderr))
     while True:

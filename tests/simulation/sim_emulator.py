@@ -37,6 +37,7 @@ class Paid:
     task_id: str | None  # None: a sync answer
     at: float
     epoch: int
+    key: str = ""  # the identity under the emulator's name, not its port: the same in every run
 
 
 @dataclass
@@ -66,7 +67,9 @@ class PaidLog:
 class SimEmulator(Emulator):
     """The emulator with paid submits logged per request identity (see the module docstring)."""
 
-    def __init__(self, clock: Any, paid: PaidLog, on_submit: Callable[[SimEmulator, str], None]) -> None:
+    def __init__(
+        self, name: str, clock: Any, paid: PaidLog, on_submit: Callable[[SimEmulator, str], None]
+    ) -> None:
         super().__init__(
             api_key=SECRET,
             processing_seconds=2.0,
@@ -74,6 +77,7 @@ class SimEmulator(Emulator):
             time_source=clock.monotonic,
             effect="stand-in",
         )
+        self.name = name
         self.paid = paid
         self.on_submit = on_submit
         self.epoch = 0
@@ -83,14 +87,25 @@ class SimEmulator(Emulator):
     def address(self) -> str:
         return self.base_url
 
+    def start(self) -> SimEmulator:
+        """The package's servers, with no idle timeout on a kept-alive connection: a worker blocked
+        at a step for a minute of real time (a loaded machine) must not find its connection closed."""
+        super().start()
+        for server in self._servers:
+            handler = server.RequestHandlerClass
+            server.RequestHandlerClass = type(handler.__name__, (handler,), {"timeout": None})
+        return self
+
     def handle_submit(self, key: str | None, request: Any, *, received_at: float | None = None) -> Any:
         self.on_submit(self, "arrived")  # may hold the upload here, or refuse the key
-        self._ident.value = identity(self.address, dict(request.fields), request.image.data)
+        fields = dict(request.fields)
+        self._ident.value = identity(self.address, fields, request.image.data)
         answer = super().handle_submit(key, request, received_at=received_at)
         if answer.status == 200:
             task_id = json.loads(answer.body).get("task_id") or None
             now = self.time_source()
-            self.paid.add(Paid(self._ident.value, self, task_id, now, self.epoch), now)
+            key = identity(self.name, fields, request.image.data)
+            self.paid.add(Paid(self._ident.value, self, task_id, now, self.epoch, key), now)
         self.on_submit(self, "answered")  # may kill the sender before the answer leaves
         return answer
 

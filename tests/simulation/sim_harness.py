@@ -83,6 +83,7 @@ class Outcome:
     faults: list[str] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)
     paid: int = 0
+    trace: list[str] = field(default_factory=list)  # the process simulation's events, in order
 
 
 class Baton:
