@@ -67,16 +67,22 @@ def _start_fork_server() -> None:
                 os.environ[name] = value
 
 
+def _worker_main(conn: Any, beats: Any) -> None:
+    """A worker process's entry. proc_worker patches time, SQLite, HTTP and the heartbeat in the
+    process that imports it, so only a worker (and the fork server) may import it, never this one."""
+    import proc_worker
+
+    proc_worker.serve(conn, beats)
+
+
 class Worker:
     """One worker process and the reader thread that forwards its messages to the coordinator."""
 
     def __init__(self, context: Any, events: queue.Queue) -> None:
-        import proc_worker
-
         mine, theirs = context.Pipe()
         self.conn = mine
         self.beats, their_beats = context.Pipe()  # read here only when a beat is sent: no reader thread
-        self.process = context.Process(target=proc_worker.serve, args=(theirs, their_beats), daemon=True)
+        self.process = context.Process(target=_worker_main, args=(theirs, their_beats), daemon=True)
         self.process.start()
         theirs.close()
         their_beats.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -59,6 +60,7 @@ def test_every_process_schedule_keeps_the_invariants(coordinator: Coordinator) -
         + "\n".join(failures[:20])
     )
     assert paid > 0 and steps > 0
+    assert "proc_worker" not in sys.modules  # it patches the process that imports it (the workers only)
 
 
 # Seeds whose schedules take the faults most likely to depend on timing: 15 kills at a step and
