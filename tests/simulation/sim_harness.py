@@ -7,6 +7,9 @@ boundary (each journal/cache transaction, each API call, each sleep) the `Baton`
 to a worker picked by the seeded RNG, and may inject a fault there. The same seed therefore
 replays the same schedule, faults and all. After the faulty phase a clean worker re-runs every
 image (what a user does next), then the invariants are checked.
+
+The same schedules with worker OS processes against the real emulator are proc_harness.py's;
+it reuses this module's fault list, constants, request identity and results.
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ class Outcome:
     faults: list[str] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)
     paid: int = 0
+    trace: list[str] = field(default_factory=list)  # the process simulation's events, in order
 
 
 class Baton:
