@@ -153,11 +153,13 @@ def test_frames_are_streamed_in_order_and_any_call_order_still_works(engine: Loc
     video = _Frames(frames)
     backend = LocalBackend(engine, video=video)  # type: ignore[arg-type]
     in_order = [backend.retouch(SourceImage(f, None), PARAMS, index=i) for i, f in enumerate(frames)]
-    assert video.read == []  # in order: each frame is the one given, nothing read ahead or kept
+    assert video.read == [1, 2, 3, 4]  # in order: each frame read once, just ahead (tracked while
+    # the one before is retouched), nothing kept
     video = _Frames(frames)
     backend = LocalBackend(engine, video=video)  # type: ignore[arg-type]
     shuffled = {i: backend.retouch(SourceImage(frames[i], None), PARAMS, index=i) for i in (3, 0, 4, 1, 2)}
-    assert video.read == [0, 1, 2]  # frames before the first one asked for, tracked once
+    assert video.read == [0, 1, 2, 4]  # frames before the first one asked for, tracked once, then
+    # the one after it, ahead
     for i, outcome in enumerate(in_order):
         assert np.array_equal(outcome.image, shuffled[i].image)
     again = backend.retouch(SourceImage(frames[1], None), PARAMS, index=1)  # asked twice: re-tracked
@@ -219,3 +221,23 @@ def test_motion_is_measured_from_the_pixels() -> None:
         assert moved is not None and abs(moved[0] - dx) < 0.1 and abs(moved[1] - dy) < 0.1
     assert M.shift(before, before, step) == (0.0, 0.0)
     assert M.shift(before, torch.rand_like(before), step) is None
+
+
+def test_a_video_frame_leaves_torchs_thread_count_as_it_was(engine: LocalEngine) -> None:
+    """Frames work by stage, one torch thread each, the next frame tracked while this one is
+    retouched; the thread count is restored and the frame ahead done before `retouch` returns."""
+    import torch
+
+    one, two = _two_faces()
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        backend = LocalBackend(engine, video=[SourceImage(f, None) for f in (one, two, two)])
+        outcome = backend.retouch(SourceImage(one, None), PARAMS, index=0)
+        assert torch.get_num_threads() == 2
+        assert backend._prefetch is not None and backend._prefetch[1].done()
+        assert outcome.note == "1 face"
+        notes = [backend.retouch(SourceImage(f, None), PARAMS, index=i).note for i, f in ((1, two), (2, two))]
+        assert notes == ["2 faces", "2 faces"]
+    finally:
+        torch.set_num_threads(before)

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from functools import cache
 from typing import TYPE_CHECKING
 
 from ...clock import CancelCheck
@@ -36,6 +40,11 @@ class LocalBackend:
     faces: no jitter. Any call order works: frames asked for early are tracked up to (their faces
     kept, not their pixels); a frame asked for again restarts the tracking from the first frame.
     `max_faces`: at most this many faces per image (the engine's setting when `engine` is given).
+    While frame `index` is retouched, the next frame's faces are tracked on another thread: the
+    work of a frame is split by stage, one torch thread each, rather than inside each operation
+    (the retouch's small tensor steps keep one core busy, not two). The tracker still sees every
+    frame once, in order, and the frame ahead is done before `retouch` returns, with torch's thread
+    count as it was; one frame more is in memory.
     """
 
     def __init__(
@@ -59,6 +68,7 @@ class LocalBackend:
         self._tracker: VideoTracker | None = None
         self._next = 0  # the next frame the tracker expects
         self._ahead: dict[int, list[Face]] = {}  # faces of frames tracked before they were asked for
+        self._prefetch: tuple[int, Future[list[Face]]] | None = None  # the next frame, being tracked
         self._lock = threading.Lock()
 
     def _tracked_faces(
@@ -69,17 +79,27 @@ class LocalBackend:
 
         if self.video is None or len(self.video) < 2 or not needs_faces(params):
             return None
+        if self._prefetch is not None:  # the tracker is ours again once the frame ahead is done
+            frame, future = self._prefetch
+            self._prefetch = None
+            self._ahead[frame] = future.result()
         if index in self._ahead:
-            return self._ahead.pop(index)
-        if self._tracker is None or index < self._next:
-            self._tracker, self._next, self._ahead = self.engine.tracker(), 0, {}
-        while self._next < index:  # Cancel is checked between frames (one frame: well under 0.5 s)
+            faces = self._ahead.pop(index)
+        else:
+            if self._tracker is None or index < self._next:
+                self._tracker, self._next, self._ahead = self.engine.tracker(), 0, {}
+            while self._next < index:  # Cancel is checked between frames (one frame: well under 0.5 s)
+                raise_if_cancelled(check_cancel)
+                self._ahead[self._next] = self._tracker.faces(self.video[self._next].rgb)
+                self._next += 1
             raise_if_cancelled(check_cancel)
-            self._ahead[self._next] = self._tracker.faces(self.video[self._next].rgb)
             self._next += 1
-        raise_if_cancelled(check_cancel)
-        self._next += 1
-        return self._tracker.faces(source.rgb)
+            faces = self._tracker.faces(source.rgb)
+        if self._tracker is not None and self._next == index + 1 < len(self.video):
+            tracker, video, frame = self._tracker, self.video, self._next
+            self._next += 1
+            self._prefetch = (frame, _tracking_thread().submit(lambda: tracker.faces(video[frame].rgb)))
+        return faces
 
     def retouch(
         self,
@@ -103,11 +123,40 @@ class LocalBackend:
         with self._lock:
             raise_if_cancelled(check_cancel)
             emit("processing")
-            faces = self._tracked_faces(index, source, params, check_cancel)
-            if faces is None:
-                result = self.engine.retouch(source.rgb, params)
-            else:
-                result = self.engine.retouch_with_faces(source.rgb, faces, params)
+            with _one_torch_thread_per_stage(self.video is not None and len(self.video) > 1):
+                try:
+                    faces = self._tracked_faces(index, source, params, check_cancel)
+                    if faces is None:
+                        result = self.engine.retouch(source.rgb, params)
+                    else:
+                        result = self.engine.retouch_with_faces(source.rgb, faces, params)
+                finally:
+                    if self._prefetch is not None:  # done before the thread count is restored
+                        wait([self._prefetch[1]])
         image = attach_alpha(result.image, source.alpha)
         emit("done")
         return RetouchOutcome(image, ORIGIN, None, time.perf_counter() - started, 0, note=result.note)
+
+
+@cache
+def _tracking_thread() -> ThreadPoolExecutor:
+    """One thread for every backend's frame ahead (a frame's tracking is short; they queue)."""
+    return ThreadPoolExecutor(1, thread_name_prefix="face-beauty-track")
+
+
+@contextmanager
+def _one_torch_thread_per_stage(active: bool) -> Iterator[None]:
+    """While a video frame is worked on (two stages at once), one torch thread for each stage."""
+    if not active:
+        yield
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    if threads > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if threads > 1:
+            torch.set_num_threads(threads)
