@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import cache
 from typing import TYPE_CHECKING
 
 from ...clock import CancelCheck
@@ -68,7 +66,7 @@ class LocalBackend:
         self._tracker: VideoTracker | None = None
         self._next = 0  # the next frame the tracker expects
         self._ahead: dict[int, list[Face]] = {}  # faces of frames tracked before they were asked for
-        self._prefetch: tuple[int, Future[list[Face]]] | None = None  # the next frame, being tracked
+        self._prefetch: tuple[int, _FrameAhead] | None = None  # the next frame, being tracked
         self._lock = threading.Lock()
 
     def _tracked_faces(
@@ -80,9 +78,9 @@ class LocalBackend:
         if self.video is None or len(self.video) < 2 or not needs_faces(params):
             return None
         if self._prefetch is not None:  # the tracker is ours again once the frame ahead is done
-            frame, future = self._prefetch
+            frame, ahead = self._prefetch
             self._prefetch = None
-            self._ahead[frame] = future.result()
+            self._ahead[frame] = ahead.faces()
         if index in self._ahead:
             faces = self._ahead.pop(index)
         else:
@@ -98,7 +96,7 @@ class LocalBackend:
         if self._tracker is not None and self._next == index + 1 < len(self.video):
             tracker, video, frame = self._tracker, self.video, self._next
             self._next += 1
-            self._prefetch = (frame, _tracking_thread().submit(lambda: tracker.faces(video[frame].rgb)))
+            self._prefetch = (frame, _FrameAhead(lambda: tracker.faces(video[frame].rgb)))
         return faces
 
     def retouch(
@@ -132,16 +130,40 @@ class LocalBackend:
                         result = self.engine.retouch_with_faces(source.rgb, faces, params)
                 finally:
                     if self._prefetch is not None:  # done before the thread count is restored
-                        wait([self._prefetch[1]])
+                        self._prefetch[1].join()
         image = attach_alpha(result.image, source.alpha)
         emit("done")
         return RetouchOutcome(image, ORIGIN, None, time.perf_counter() - started, 0, note=result.note)
 
 
-@cache
-def _tracking_thread() -> ThreadPoolExecutor:
-    """One thread for every backend's frame ahead (a frame's tracking is short; they queue)."""
-    return ThreadPoolExecutor(1, thread_name_prefix="face-beauty-track")
+class _FrameAhead:
+    """The faces of the next frame, tracked on a thread of its own; `faces()` waits and returns them
+    (or raises what the tracking raised)."""
+
+    def __init__(self, track: Callable[[], list[Face]]) -> None:
+        self._track = track
+        self._faces: list[Face] = []
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="face-beauty-track", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._faces = self._track()
+        except BaseException as error:  # handed to whoever asks for the faces
+            self._error = error
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def faces(self) -> list[Face]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._faces
 
 
 @contextmanager
