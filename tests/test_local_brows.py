@@ -12,6 +12,7 @@ import pytest
 import torch
 from local_helpers import cheek_mask, lightness, portrait, reference_faces
 
+import beauty_api.local.retouch.brows as brows_module
 from beauty_api.local.faces.face import Face
 from beauty_api.local.faces.regions import region_mask
 from beauty_api.local.retouch.engine import retouch_faces
@@ -85,3 +86,37 @@ def test_a_dark_line_crossing_a_brow_is_kept_and_the_brow_removed(name: str, kin
     assert before <= -8.0, "a real brow, darker than the skin, to remove"
     assert abs(after) <= 0.4 * abs(before), f"the brow beside the {kind}: {before:.1f} L* -> {after:.1f}"
     assert after <= 2.0, f"an inverted brow, {after:.1f} L* lighter than the skin"
+
+
+def _fill_change(line_depth: float) -> float:
+    """remove_brow on a synthetic crop (even skin, a dark brow, a cheek patch below): the largest
+    change, in levels, that a 1 px line `line_depth` darker through the cheek patch makes in the
+    removed brow."""
+    height, width = 120, 160
+    skin = torch.tensor([0.78, 0.62, 0.52]).view(1, 3, 1, 1)
+    grain = torch.from_numpy(np.random.default_rng(19).normal(0.0, 0.01, (1, 1, height, width))).float()
+    crop = (skin + grain).expand(1, 3, height, width).clone()
+    mask = torch.zeros(height, width)
+    mask[25:40, 40:120] = 1.0  # the brow, filled with hair darker than the skin
+    crop[..., 25:40, 40:120] -= 0.25
+    lined = crop.clone()
+    lined[..., 90, 50:110] -= line_depth  # through the cheek patch the fill's grain comes from
+    kwargs = {"skin_colour": skin.view(3), "texture_from": (80.0, 90.0)}
+    plain = brows_module.remove_brow(crop, mask, 1.0, **kwargs)
+    with_line = brows_module.remove_brow(lined, mask, 1.0, **kwargs)
+    return float((with_line - plain)[..., 25:40, 40:120].abs().max()) * 255
+
+
+def test_a_line_in_the_cheek_is_lent_to_the_brow_fill_only_as_grain() -> None:
+    """The fill borrows a cheek patch's fine detail; a wrinkle, lash or rim edge there was copied
+    into the fill as a thin line (seen at the brows' ends): the detail lent is clipped to grain."""
+    # the lent detail is within +-TEXTURE_LIMIT with or without the line: it moves by twice that at most
+    bound = 2 * brows_module.TEXTURE_STRENGTH * brows_module.TEXTURE_LIMIT * 255 + 0.5
+    assert _fill_change(60 / 255) <= bound
+
+
+def test_the_fill_measure_sees_the_line_when_the_grain_is_not_clipped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(brows_module, "TEXTURE_LIMIT", 1.0)
+    assert _fill_change(60 / 255) > 25
