@@ -32,6 +32,7 @@ from .journal_claims import (
     marks_unknown,
     new_owner,
     owner_is_dead,
+    warn_if_replacing,
 )
 from .journal_rows import COLUMNS as _COLUMNS
 from .journal_rows import (
@@ -169,13 +170,8 @@ class TaskJournal:
                 row = conn.execute(
                     "SELECT task_id, state FROM tasks WHERE fingerprint = ?", (fingerprint,)
                 ).fetchone()
-                if row is not None and row[0] and row[0] != task_id and row[1] != "submitting":
-                    log.warning(
-                        "Image %s already had task %s recorded; replacing it with task %s (both were paid).",
-                        fingerprint[:12],
-                        row[0],
-                        task_id,
-                    )
+                if row is not None:
+                    warn_if_replacing(fingerprint, row[0], row[1], task_id)
                 conn.execute(
                     f"INSERT OR REPLACE INTO tasks ({_COLUMNS}) VALUES (?, 'submitted', ?, '', ?, ?, NULL, ?, ?)",
                     (fingerprint, task_id, now, now, request_id, now),

@@ -166,3 +166,14 @@ def decide_claim(entry: JournalEntry | None, now: float, claim_timeout: float) -
 def marks_unknown(entry: JournalEntry | None, claim: Claim) -> bool:
     """True when `claim` found a sender that died mid-request: its row must now say 'unknown'."""
     return entry is not None and claim.action == UNKNOWN and entry.state == "sending"
+
+
+def warn_if_replacing(fingerprint: str, recorded: str | None, state: str | None, task_id: str) -> None:
+    """Log that a row's earlier task is being replaced by another paid one (both were billed)."""
+    if recorded and recorded != task_id and state != "submitting":
+        log.warning(
+            "Image %s already had task %s recorded; replacing it with task %s (both were paid).",
+            fingerprint[:12],
+            recorded,
+            task_id,
+        )

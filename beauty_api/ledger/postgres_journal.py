@@ -36,6 +36,7 @@ from .journal_claims import (
     Claim,
     decide_claim,
     marks_unknown,
+    warn_if_replacing,
 )
 from .journal_rows import COLUMNS, JournalEntry, entry_from_row
 from .ledger_store import wait_for_claim
@@ -160,13 +161,8 @@ class PostgresJournal:
                 row = conn.execute(
                     "SELECT task_id, state FROM face_beauty_tasks WHERE fingerprint = %s", (fingerprint,)
                 ).fetchone()
-                if row is not None and row[0] and row[0] != task_id and row[1] != "submitting":
-                    log.warning(
-                        "Image %s already had task %s recorded; replacing it with task %s (both were paid).",
-                        fingerprint[:12],
-                        row[0],
-                        task_id,
-                    )
+                if row is not None:
+                    warn_if_replacing(fingerprint, row[0], row[1], task_id)
                 conn.execute(
                     f"INSERT INTO face_beauty_tasks ({COLUMNS}, note)"
                     " VALUES (%s, 'submitted', %s, '', %s, %s, NULL, %s, %s, '')"

@@ -216,9 +216,8 @@ class FaceAnalyzer:
         owner = [i for i, image_rois in enumerate(rois) for _ in image_rois]
         if redo:
             work = [(images[i], [refined[k] for k in redo if owner[k] == i]) for i in range(len(images))]
-            again, again_presence = self._mesh_many(work)
-            order = sorted(redo, key=lambda k: owner[k])  # _mesh_many answers image by image
-            for k, lm, p in zip(order, again, again_presence, strict=True):
+            again, again_presence = self._mesh_many(work)  # image by image: the order of `redo`
+            for k, lm, p in zip(redo, again, again_presence, strict=True):
                 landmarks[k], presence[k], crops[k] = lm, p, refined[k]
         it = iter(crops)
         return (
