@@ -6,7 +6,8 @@
 - warp_mouth_rings.jpg: rings drawn around the mouth, thinface 80 with smoothing 90 and enlarge_eye 70;
 - brows.jpg: both portraits' brows, remove_eyebrow 100 and the issue's sliders with remove_eyebrow 100
   (Grace Hopper's glasses rim lies along her brows: it is kept);
-- brows_strand.jpg: a dark hair strand drawn across each brow of both portraits, remove_eyebrow 100.
+- brows_strand.jpg: a dark hair strand drawn across each brow of both portraits, and a dark arc along
+  the astronaut's brows' lower border (as a glasses rim runs), remove_eyebrow 100.
 The issue's sliders: smoothing 90, thinface 80, enlarge_eye 70, the others 50. Faces are Google's
 reference landmarks (tests/data), so the pictures do not depend on the detector. Deterministic.
 Run from the repository root: `python tools/make_retouch_crops.py`.
@@ -19,6 +20,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +30,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from local_helpers import face_on_grid, portrait, reference_faces  # noqa: E402
 
 from beauty_api.local.faces import topology as T  # noqa: E402
+from beauty_api.local.faces.regions import region_mask  # noqa: E402
 from beauty_api.local.retouch.engine import retouch_faces  # noqa: E402
 from beauty_api.params import SLIDER_NAMES, BeautyParams  # noqa: E402
 
@@ -146,6 +149,21 @@ def main() -> None:
         rows.append(
             pair(strand, retouch_faces(strand, [found], BeautyParams(**{**ZERO, "remove_eyebrow": 100})), box)
         )
+    # an arc 4 px wide along the astronaut's brows' lower border, as a glasses rim runs
+    image, found = np.array(portrait("astronaut")), reference_faces("astronaut")[0]
+    lm = found.landmarks[:, :2]
+    rimmed = Image.fromarray(image)
+    draw = ImageDraw.Draw(rimmed)
+    for side in ("left_brow", "right_brow"):
+        ys, xs = torch.nonzero(region_mask([found], *image.shape[:2], side) > 0.5).float().unbind(1)
+        cx, lower = float(xs.mean()), float(ys.quantile(0.9))  # as tests/test_local_brows.py draws it
+        xs = np.linspace(cx - 0.35 * found.size, cx + 0.35 * found.size, 60)
+        draw.line([(x, lower + 0.2 * (x - cx) ** 2 / found.size) for x in xs], fill=(40, 32, 28), width=3)
+    rim = np.asarray(rimmed)
+    brows = lm[list(T.LEFT_BROW) + list(T.RIGHT_BROW)]
+    (bx0, by0), (bx1, by1) = brows.amin(0).int().tolist(), brows.amax(0).int().tolist()
+    box = (bx0 - 12, by0 - 18, bx1 + 12, by1 + 22)
+    rows.append(pair(rim, retouch_faces(rim, [found], BeautyParams(**{**ZERO, "remove_eyebrow": 100})), box))
     save("brows_strand.jpg", rows)
 
 

@@ -3,7 +3,7 @@
 Each region is a set of polygons from `topology`. A mask is built from the polygons' signed distance
 field (negative inside), so growing, shrinking and feathering are exact in pixels, and subtracting
 regions (skin = oval minus eyes, brows, lips and nostrils) is a max of distances. The field is computed
-only around each face and, for large faces, on a coarser grid that is upsampled (a distance field is
+only around each region of each face and, for large faces, on a coarser grid that is upsampled (a distance field is
 smooth, so this keeps edges in place to a fraction of a pixel).
 """
 
@@ -145,10 +145,12 @@ def region_mask(
     mask = torch.zeros(height, width, dtype=torch.float32, device=device)
     feather = max(0.0, float(feather))
     margin = max(0.0, float(grow)) + feather / 2 + 2
+    united = sorted({index for polygon in _REGION_POLYGONS[region][0] for index in polygon})
     for face in faces:
         lm = face.landmarks.to(device=device, dtype=torch.float32)
-        lo = lm[: T.NUM_MESH_POINTS, :2].amin(0) - margin
-        hi = lm[: T.NUM_MESH_POINTS, :2].amax(0) + margin
+        # the field is needed only around the region itself (a brow's box, not the whole face's)
+        lo = lm[united, :2].amin(0) - margin
+        hi = lm[united, :2].amax(0) + margin
         x0, y0 = max(0, math.floor(lo[0].item())), max(0, math.floor(lo[1].item()))
         x1, y1 = min(width, math.ceil(hi[0].item()) + 1), min(height, math.ceil(hi[1].item()) + 1)
         if x1 <= x0 or y1 <= y0:

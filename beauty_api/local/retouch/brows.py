@@ -8,10 +8,11 @@ Only pixels darker than the fill are the brow's hair and are replaced: the skin 
 highlights and light strands crossing the brow are kept, and the fill is never lighter on average
 than the skin around it (an area lighter than the skin is an inverted brow, not a removed one).
 
-Dark strands are kept by where they go: a hair strand, a lash or a glasses rim that crosses the brow
-is a thin dark line that carries on well outside it, which brow hair does not. `crossing_lines`
-finds thin dark ridges in eight orientations and keeps those reached, along ridges of about the same
-orientation, from ridges lying well outside the brow (a geodesic reconstruction).
+Dark strands are kept by where they go: a hair strand, a lash or a glasses rim that crosses or
+borders the brow is a thin dark line that carries on well outside it, which brow hair does not.
+`crossing_lines` finds thin dark ridges in eight orientations and keeps those reached from ridges
+lying well outside the brow, along ridges of about the same orientation and darkness (a geodesic
+reconstruction), and draws them back at full size at their own width.
 """
 
 from __future__ import annotations
@@ -31,8 +32,17 @@ TEXTURE_LIMIT = 0.02
 HAIR_DARKER = (0.01, 0.06)
 _LUMA = (0.299, 0.587, 0.114)
 RIDGE_DARKER = 0.06  # a ridge: darker (0..1 luma) than the pixels on both sides of it by this much
+# a found line, drawn again at full size, is what is darker than this far from its core to its sides
+# (a thick rim keeps its width, brow hair a little lighter than a strand lying on it goes)
+LINE_EDGE = 0.3
+# a line is followed onto ridges at most this much lighter (0..1 luma) than where it began
+LEVEL_TOLERANCE = 0.1
+# a line is followed this far (fraction of the face's size) from where it was found outside the brow:
+# across a brow, or from either end of one along its border (a rim)
+FOLLOW_REACH = 0.2
 RIDGE_WORK_SIZE = 64  # lines are looked for with the face at most this big (px)
 _ORIENTATIONS = 8
+BEND_DARKER = 0.35  # a line bends inside a brow where it is darker than this fraction of the brow's luma
 
 
 def fill_from_border(image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
@@ -72,15 +82,18 @@ def _box(mask: torch.Tensor, pad: int) -> tuple[int, int, int, int] | None:
     return x0, y0, x1, y1
 
 
+def _spread(levels: torch.Tensor, none: int) -> torch.Tensor:
+    """[N, H, W]: each pixel the lowest of `levels` [N, H, W] in its 3x3 neighbourhood, `none` (the
+    highest level) beyond the border. Shifted minima: far cheaper than a min-pool on tensors this small."""
+    padded = F.pad(levels, (1, 1, 1, 1), value=none)
+    rows = torch.minimum(torch.minimum(padded[:, :-2], padded[:, 1:-1]), padded[:, 2:])
+    return torch.minimum(torch.minimum(rows[..., :-2], rows[..., 1:-1]), rows[..., 2:])
+
+
 def _dilate(mask: torch.Tensor) -> torch.Tensor:
-    """A bool [..., H, W] grown by one pixel in the 8 directions (cheaper than a 3x3 max-pool)."""
-    rows = mask.clone()
-    rows[..., 1:, :] |= mask[..., :-1, :]
-    rows[..., :-1, :] |= mask[..., 1:, :]
-    out = rows.clone()
-    out[..., :, 1:] |= rows[..., :, :-1]
-    out[..., :, :-1] |= rows[..., :, 1:]
-    return out
+    """A bool [..., H, W] grown by one pixel in the 8 directions."""
+    outside = (~mask).reshape(-1, *mask.shape[-2:]).view(torch.uint8)
+    return (_spread(outside, 1) == 0).view(mask.shape)
 
 
 @cache
@@ -98,45 +111,89 @@ def _ridge_kernels(widths: tuple[int, ...]) -> torch.Tensor:
     return kernels.view(-1, 1, 2 * reach + 1, 2 * reach + 1)
 
 
-def _ridges(luma: torch.Tensor, widths: tuple[int, ...]) -> torch.Tensor:
-    """[8, H, W]: per orientation, whether each pixel of `luma` [H, W] is on a thin dark line there:
-    the line's mean over 3 taps along it darker by RIDGE_DARKER than each side's, at some half-width."""
+def _ridges(
+    luma: torch.Tensor, widths: tuple[int, ...]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Where `luma` [H, W] has thin dark lines: per orientation [8, H, W], whether a pixel is on one
+    (the mean of 3 taps along it darker by RIDGE_DARKER than each side's, at some half-width) and
+    that mean; per pixel [H, W], the orientation where the line stands out most, and the luma
+    LINE_EDGE of the way from the line to its sides there (what is darker belongs to the line)."""
     kernels = _ridge_kernels(widths).to(luma.device)
     reach = kernels.shape[-1] // 2
     padded = F.pad(luma[None, None], (reach,) * 4, mode="replicate")
     taps = F.conv2d(padded, kernels)[0].view(_ORIENTATIONS, 1 + 2 * len(widths), *luma.shape)
     sides = torch.minimum(taps[:, 1::2], taps[:, 2::2])  # [8, widths, H, W]
-    return (sides - taps[:, :1]).amax(1) > RIDGE_DARKER
+    contrast = (sides - taps[:, :1]).amax(1)  # [8, H, W]
+    best, orientation = contrast.max(0)
+    centres = taps[:, 0]
+    edge = centres.gather(0, orientation[None])[0] + LINE_EDGE * best
+    return contrast > RIDGE_DARKER, centres, orientation, edge
 
 
 def crossing_lines(luma: torch.Tensor, brow: torch.Tensor, face_size: float) -> torch.Tensor:
     """[H, W] bool: the thin dark lines in `luma` [H, W] that reach into `brow` [H, W] (bool) from well
     outside it (3% of `face_size` and more): strands, lashes, rims. Brow hair, which ends in the brow,
-    is not among them. Found on a copy with the face at most RIDGE_WORK_SIZE px (darkest pixel kept)."""
+    is not among them, nor is what is lighter than the line where it was found (LEVEL_TOLERANCE).
+    Found on a copy with the face at most RIDGE_WORK_SIZE px (darkest pixel kept), then drawn at full
+    size to the line's own width (a thick rim keeps its width, the brow hair beside a strand goes)."""
     factor = max(1, math.ceil(face_size / RIDGE_WORK_SIZE))
     height, width = luma.shape
+    small, small_brow = luma, brow
     if factor > 1:
-        luma = -F.max_pool2d(-luma[None, None], factor, ceil_mode=True)[0, 0]
-        brow = F.max_pool2d(brow[None, None].float(), factor, ceil_mode=True)[0, 0] > 0
-    ridges = _ridges(luma, (1, 2))
-    near = brow
+        small = -F.max_pool2d(-luma[None, None], factor, ceil_mode=True)[0, 0]
+        small_brow = F.max_pool2d(brow[None, None].float(), factor, ceil_mode=True)[0, 0] > 0
+    ridges, centres, orientation, edge = _ridges(small, (1, 2, 3))
+    # on a blob or a thick line every orientation stands out, and growth would turn along any of
+    # them: a line is followed in its best orientation or one next to it
+    turn = (torch.arange(_ORIENTATIONS, device=luma.device).view(-1, 1, 1) - orientation) % _ORIENTATIONS
+    aligned = ridges & ((turn <= 1) | (turn == _ORIENTATIONS - 1))
+    near = small_brow
     for _ in range(max(2, round(0.03 * face_size / factor))):
         near = _dilate(near)
-    reached = ridges & ~near
+    reached = aligned & ~near
     if not bool(reached.any()):
         return torch.zeros(height, width, dtype=torch.bool, device=luma.device)
-    # geodesic reconstruction: grow along each orientation's own ridges until nothing changes
-    grown = reached
-    for _ in range(0, luma.shape[0] + luma.shape[1], 4):
-        before = grown
+    # geodesic reconstruction, carrying each line's level (its luma where it was reached): grow
+    # along ridges of the same orientation, no lighter than the level by LEVEL_TOLERANCE, until
+    # nothing changes. A line may bend (to a neighbouring orientation, as a rim curves round)
+    # outside the brow, and inside it onto ridges far darker than the brow (in any orientation: a
+    # thick rim); not onto brow hair, where a strand crosses it.
+    # Levels in 1/250ths of luma, 255 for "on no kept line": on tensors this small, operations
+    # cost by their count, and bytes are the cheapest
+    none = 255
+    dark = ridges & (small < BEND_DARKER * small[small_brow].median())
+    allowed = aligned | dark
+    blocked = (~allowed).to(torch.uint8) * none  # where no line goes
+    no_turn = (small_brow & ~dark.any(0)).to(torch.uint8) * none  # where none may bend
+    scaled = (centres.clamp(0.0, 1.0) * 250).round().to(torch.uint8)
+    floor = (scaled.int() - round(LEVEL_TOLERANCE * 250)).clamp(min=0).to(torch.uint8)
+    levels = torch.where(reached, scaled, torch.full_like(scaled, none))
+    for _ in range(0, math.ceil(FOLLOW_REACH * face_size / factor), 4):
+        before = levels
         for _ in range(4):
-            grown = _dilate(grown) & ridges
-        if torch.equal(grown, before):
+            # each orientation's 3x3 minimum, and the same of the orientations on either side
+            ring = torch.cat([levels[-1:], levels, levels[:1]])
+            spread = _spread(ring, none)
+            turned = torch.maximum(torch.minimum(spread[:-2], spread[2:]), no_turn)
+            grown = torch.maximum(torch.minimum(spread[1:-1], turned), blocked)
+            # a pixel lighter than the line's level by more than the tolerance is no part of it
+            grown = torch.maximum(grown, (grown < floor).view(torch.uint8) * none)
+            levels = torch.minimum(levels, grown)  # a pixel once reached stays: the growth ends
+        if torch.equal(levels, before):
             break
-    kept = grown.any(0)
+    level = levels.amin(0).float() / 250  # [H, W]
+    lines = level < none / 250
+    kept = lines
+    # at full size, each pixel on or within half a work pixel of the line takes the line's threshold
+    # (the largest of the kept work pixels around it)
+    threshold = torch.where(kept, torch.minimum(edge, level + LEVEL_TOLERANCE), -1.0)
+    threshold = -_spread(-threshold[None], 2)[0]
     if factor > 1:
+        threshold = threshold.repeat_interleave(factor, 0).repeat_interleave(factor, 1)[:height, :width]
         kept = kept.repeat_interleave(factor, 0).repeat_interleave(factor, 1)[:height, :width]
-    return _dilate(kept)
+    for _ in range(max(1, factor // 2)):
+        kept = _dilate(kept)
+    return _dilate(kept & (luma < threshold))
 
 
 def lines_to_keep(crop: torch.Tensor, mask: torch.Tensor, face_size: float) -> torch.Tensor | None:
