@@ -120,6 +120,36 @@ def test_a_glasses_rim_bordering_the_brows_keeps_its_whole_width() -> None:
     assert float(np.percentile(change, 90)) <= 8, "the rim's edge inside the brow is erased"
 
 
+def _grain(rgb: np.ndarray, where: torch.Tensor) -> float:
+    """The robust standard deviation (1.4826 median absolute deviations) of L*'s fine detail (L* minus
+    its 5x5 mean) over `where` [H, W]: the skin's grain, which a few lines do not move."""
+    light = lightness(rgb)[None, None]
+    mean = torch.nn.functional.avg_pool2d(
+        torch.nn.functional.pad(light, (2, 2, 2, 2), mode="replicate"), 5, 1
+    )
+    detail = (light - mean)[0, 0][where]
+    return float(1.4826 * (detail - detail.median()).abs().median())
+
+
+@pytest.mark.parametrize("name", ["astronaut", "grace_hopper"])
+def test_the_removed_brow_has_the_grain_of_the_skin_around_it(name: str) -> None:
+    """'Texture of the skin continued': the filled brow is as grainy as the skin beside it, within 30%
+    (a fill with a fixed clip on the lent grain was half as grainy as Grace Hopper's skin: 0.53)."""
+    rgb, face = np.array(portrait(name)), reference_faces(name)[0]
+    out = retouch_faces(rgb, [face], BROWS)
+    height, width = rgb.shape[:2]
+    size = face.size
+    brows = region_mask([face], height, width, "brows", grow=-0.005 * size) > 0.5
+    ring = (region_mask([face], height, width, "brows", grow=0.06 * size) > 0.5) & ~(
+        region_mask([face], height, width, "brows", grow=0.02 * size) > 0.5
+    )
+    ring &= ~(region_mask([face], height, width, "eyes", grow=0.04 * size) > 0.5)
+    before = lightness(rgb)
+    ring &= (before - before[cheek_mask(face, height, width) > 0].median()).abs() < 12  # skin only
+    ratio = _grain(out, brows) / _grain(out, ring)
+    assert 0.7 <= ratio <= 1.3, f"the fill's grain is {ratio:.2f} of the skin's"
+
+
 def _fill_change(line_depth: float) -> float:
     """remove_brow on a synthetic crop (even skin, a dark brow, a cheek patch below): the largest
     change, in levels, that a 1 px line `line_depth` darker through the cheek patch makes in the
@@ -142,15 +172,18 @@ def _fill_change(line_depth: float) -> float:
 def test_a_line_in_the_cheek_is_lent_to_the_brow_fill_only_as_grain() -> None:
     """The fill borrows a cheek patch's fine detail; a wrinkle, lash or rim edge there was copied
     into the fill as a thin line (seen at the brows' ends): the detail lent is clipped to grain."""
-    # the lent detail is within +-TEXTURE_LIMIT with or without the line: it moves by twice that at most
-    bound = 2 * brows_module.TEXTURE_STRENGTH * brows_module.TEXTURE_LIMIT * 255 + 0.5
+    # the lent detail is within TEXTURE_SIGMAS of the patch's grain (0.01, its detail a little less;
+    # 10% allowed for the line's own pull on the deviation) with or without the line: it moves the
+    # fill by twice that at most
+    grain = 1.1 * 0.01
+    bound = 2 * brows_module.TEXTURE_STRENGTH * brows_module.TEXTURE_SIGMAS * grain * 255 + 0.5
     assert _fill_change(60 / 255) <= bound
 
 
 def test_the_fill_measure_sees_the_line_when_the_grain_is_not_clipped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(brows_module, "TEXTURE_LIMIT", 1.0)
+    monkeypatch.setattr(brows_module, "TEXTURE_SIGMAS", 1000.0)
     assert _fill_change(60 / 255) > 25
 
 

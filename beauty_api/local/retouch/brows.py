@@ -23,10 +23,11 @@ from functools import cache
 import torch
 import torch.nn.functional as F
 
-TEXTURE_STRENGTH = 0.7  # how much of the forehead's fine detail is lent to the fill
-# the lent detail is clipped to grain (0..1): a wrinkle, lash or rim edge in the cheek patch would
-# otherwise be copied into the fill as a thin scratch-like line
-TEXTURE_LIMIT = 0.02
+TEXTURE_STRENGTH = 0.7  # how much of the cheek's fine detail is lent to the fill
+# the lent detail is clipped to the patch's own grain, this many robust standard deviations: a
+# wrinkle, lash or rim edge in the cheek patch would otherwise be copied into the fill as a thin
+# scratch-like line, while a fixed clip flattened coarse-grained skin
+TEXTURE_SIGMAS = 2.0
 # Only what is darker than the fill is brow: a pixel this much darker (0..1 luma) is replaced in full,
 # one at the fill's level or lighter (skin between the hairs, a blond strand, a highlight) is kept.
 HAIR_DARKER = (0.01, 0.06)
@@ -69,6 +70,12 @@ def _fine_detail(image: torch.Tensor) -> torch.Tensor:
     """The image minus a 5x5 box blur: the texture (pores, grain) without the shading."""
     blurred = F.avg_pool2d(F.pad(image, (2, 2, 2, 2), mode="replicate"), 5, stride=1)
     return image - blurred
+
+
+def _robust_deviation(values: torch.Tensor) -> torch.Tensor:
+    """The standard deviation of `values`' bulk (1.4826 median absolute deviations): grain, not the
+    few lines among it."""
+    return 1.4826 * (values - values.median()).abs().median()
 
 
 def _box(mask: torch.Tensor, pad: int) -> tuple[int, int, int, int] | None:
@@ -259,7 +266,8 @@ def remove_brow(
     tx0, ty0 = round(texture_from[0] - pw / 2), round(texture_from[1] - ph / 2)
     if tx0 >= 0 and ty0 >= 0 and tx0 + pw <= crop.shape[-1] and ty0 + ph <= crop.shape[-2]:
         detail = _fine_detail(crop[..., ty0 : ty0 + ph, tx0 : tx0 + pw])
-        fill = fill + TEXTURE_STRENGTH * detail.clamp(-TEXTURE_LIMIT, TEXTURE_LIMIT)
+        limit = TEXTURE_SIGMAS * _robust_deviation(detail)
+        fill = fill + TEXTURE_STRENGTH * torch.maximum(torch.minimum(detail, limit), -limit)
     out = crop.clone()
     weight = amount * mask[y0:y1, x0:x1] * hair
     out[..., y0:y1, x0:x1] = patch + weight * (fill.clamp(0.0, 1.0) - patch)
