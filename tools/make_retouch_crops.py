@@ -149,7 +149,7 @@ def main() -> None:
         rows.append(
             pair(strand, retouch_faces(strand, [found], BeautyParams(**{**ZERO, "remove_eyebrow": 100})), box)
         )
-    # an arc 4 px wide along the astronaut's brows' lower border, as a glasses rim runs
+    # an arc 3 px wide along the astronaut's brows' lower border, as a glasses rim runs
     image, found = np.array(portrait("astronaut")), reference_faces("astronaut")[0]
     lm = found.landmarks[:, :2]
     rimmed = Image.fromarray(image)

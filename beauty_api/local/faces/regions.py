@@ -2,9 +2,10 @@
 
 Each region is a set of polygons from `topology`. A mask is built from the polygons' signed distance
 field (negative inside), so growing, shrinking and feathering are exact in pixels, and subtracting
-regions (skin = oval minus eyes, brows, lips and nostrils) is a max of distances. The field is computed
-only around each region of each face and, for large faces, on a coarser grid that is upsampled (a distance field is
-smooth, so this keeps edges in place to a fraction of a pixel).
+regions (skin = oval minus eyes, brows, lips and nostrils) is a max of distances. The field is
+computed only around each region of each face (a brow's box, not the face's) and, for large faces,
+on a coarser grid that is upsampled (a distance field is smooth, so this keeps edges in place to a
+fraction of a pixel).
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def region_mask(
     moves the edge outward (negative shrinks); `feather` is the width of a smooth transition centred on
     the (grown) edge; 0 gives a one-pixel anti-aliased edge. `device` defaults to the landmarks' device
     (CPU when there is no face). No face gives an all-zero mask. `grid`: at most this many distance
-    samples per side of each face's box, interpolated between (fewer is faster; the field is smooth).
+    samples per side of each region's box, interpolated between (fewer is faster; the field is smooth).
     """
     if region not in _REGION_POLYGONS:
         raise ValueError(f"unknown face region {region!r}: choose one of {', '.join(REGIONS)}")

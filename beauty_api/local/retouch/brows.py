@@ -125,7 +125,7 @@ def _ridges(
     (the mean of 3 taps along it darker by RIDGE_DARKER than each side's, at some half-width) and
     that mean; per pixel [H, W], the orientation where the line stands out most, and the luma
     LINE_EDGE of the way from the line to its sides there (what is darker belongs to the line)."""
-    kernels = _ridge_kernels(widths).to(luma.device)
+    kernels = _ridge_kernels(widths).to(luma)
     reach = kernels.shape[-1] // 2
     padded = F.pad(luma[None, None], (reach,) * 4, mode="replicate")
     taps = F.conv2d(padded, kernels)[0].view(_ORIENTATIONS, 1 + 2 * len(widths), *luma.shape)
@@ -149,6 +149,8 @@ def crossing_lines(luma: torch.Tensor, brow: torch.Tensor, face_size: float) -> 
     if factor > 1:
         small = -F.max_pool2d(-luma[None, None], factor, ceil_mode=True)[0, 0]
         small_brow = F.max_pool2d(brow[None, None].float(), factor, ceil_mode=True)[0, 0] > 0
+    else:  # the darkest of each 2x2 as well: a line a pixel or two wide is not even when sampled
+        small = -F.max_pool2d(F.pad(-luma[None, None], (0, 1, 0, 1), mode="replicate"), 2, stride=1)[0, 0]
     ridges, centres, orientation, edge = _ridges(small, (1, 2, 3))
     # on a blob or a thick line every orientation stands out, and growth would turn along any of
     # them: a line is followed in its best orientation or one next to it
@@ -161,23 +163,25 @@ def crossing_lines(luma: torch.Tensor, brow: torch.Tensor, face_size: float) -> 
     if not bool(reached.any()):
         return torch.zeros(height, width, dtype=torch.bool, device=luma.device)
     # geodesic reconstruction, carrying each line's level (its luma where it was reached): grow
-    # along ridges of the same orientation, no lighter than the level by LEVEL_TOLERANCE, until
-    # nothing changes. A line may bend (to a neighbouring orientation, as a rim curves round)
+    # along ridges of the same orientation, no lighter than the level by LEVEL_TOLERANCE, for
+    # FOLLOW_REACH. A line may bend (to a neighbouring orientation, as a rim curves round)
     # outside the brow, and inside it onto ridges far darker than the brow (in any orientation: a
     # thick rim); not onto brow hair, where a strand crosses it.
     # Levels in 1/250ths of luma, 255 for "on no kept line": on tensors this small, operations
     # cost by their count, and bytes are the cheapest
     none = 255
-    dark = ridges & (small < BEND_DARKER * small[small_brow].median())
+    brow_luma = small[small_brow].median() if bool(small_brow.any()) else small.median()
+    dark = ridges & (small < BEND_DARKER * brow_luma)
     allowed = aligned | dark
     blocked = (~allowed).to(torch.uint8) * none  # where no line goes
     no_turn = (small_brow & ~dark.any(0)).to(torch.uint8) * none  # where none may bend
     scaled = (centres.clamp(0.0, 1.0) * 250).round().to(torch.uint8)
     floor = (scaled.int() - round(LEVEL_TOLERANCE * 250)).clamp(min=0).to(torch.uint8)
     levels = torch.where(reached, scaled, torch.full_like(scaled, none))
-    for _ in range(0, math.ceil(FOLLOW_REACH * face_size / factor), 4):
+    steps = math.ceil(FOLLOW_REACH * face_size / factor)
+    for start in range(0, steps, 4):
         before = levels
-        for _ in range(4):
+        for _ in range(min(4, steps - start)):
             # each orientation's 3x3 minimum, and the same of the orientations on either side
             ring = torch.cat([levels[-1:], levels, levels[:1]])
             spread = _spread(ring, none)
@@ -189,8 +193,7 @@ def crossing_lines(luma: torch.Tensor, brow: torch.Tensor, face_size: float) -> 
         if torch.equal(levels, before):
             break
     level = levels.amin(0).float() / 250  # [H, W]
-    lines = level < none / 250
-    kept = lines
+    kept = level < none / 250
     # at full size, each pixel on or within half a work pixel of the line takes the line's threshold
     # (the largest of the kept work pixels around it)
     threshold = torch.where(kept, torch.minimum(edge, level + LEVEL_TOLERANCE), -1.0)
