@@ -93,7 +93,7 @@ def test_first_claim_submits_and_a_recorded_task_is_resumed(journal: TaskJournal
 
     journal.record_done(FP)
     assert journal.get(FP).state == "done"
-    # Done rows stay resumable within the lifetime: a cache miss re-downloads without paying.
+    # Done rows stay resumable: a cache miss re-downloads without paying.
     assert journal.claim(FP, me("later")).action == "resume"
     assert [e.fingerprint for e in journal.entries()] == [FP]
 
@@ -181,10 +181,10 @@ def test_a_live_local_claim_is_never_taken_over_however_long_its_attempt(
 def test_a_rows_age_decides_nothing_old_tasks_are_resumed(tmp_path: Path, wall: WallClock) -> None:
     """The clock may jump between the API starting a task and now: an old task is resumed (the API
     says whether it is gone), never sent again on this clock's word."""
-    journal = TaskJournal(tmp_path / "j.sqlite3", time_source=wall, task_lifetime=100.0)
+    journal = TaskJournal(tmp_path / "j.sqlite3", time_source=wall)
     journal.claim(FP, me())
     journal.record_submitted(FP, "task-old")
-    wall.now += 101
+    wall.now += 2 * 24 * 3600  # past the day the API keeps a task, by this clock
     assert journal.claim(FP, me()).action == "resume"
     assert journal.get(FP) is not None and [e.fingerprint for e in journal.entries()] == [FP]
     wall.now -= 3 * 3600  # set back: still the same task
@@ -195,18 +195,18 @@ def test_only_rows_far_older_than_any_task_are_purged_when_the_journal_is_opened
     tmp_path: Path, wall: WallClock
 ) -> None:
     path = tmp_path / "j.sqlite3"
-    journal = TaskJournal(path, time_source=wall, task_lifetime=10.0)
+    journal = TaskJournal(path, time_source=wall)
     for fp, task in ((FP, "task-1"), ("a" * 64, "task-a")):
         journal.claim(fp, me())
         journal.record_submitted(fp, task)
     journal.claim("b" * 64, me())
     journal.record_unknown("b" * 64)
-    wall.now += 11
-    TaskJournal(path, time_source=wall, task_lifetime=10.0)  # past the task lifetime: kept
+    wall.now += 2 * 24 * 3600
+    TaskJournal(path, time_source=wall)  # past the day the API keeps a task: kept
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT COUNT(*) FROM tasks").fetchone()[0] == 3
     wall.now += FORGET_AFTER
-    TaskJournal(path, time_source=wall, task_lifetime=10.0)
+    TaskJournal(path, time_source=wall)
     with sqlite3.connect(path) as conn:
         states = [row[0] for row in conn.execute("SELECT state FROM tasks")]
     assert states == ["unknown"]  # housekeeping far past anything the API keeps; unknown waits for the user

@@ -169,10 +169,10 @@ def test_times_come_from_the_servers_clock_without_a_time_source(postgres_url: s
 def test_a_rows_age_decides_nothing_and_only_far_older_rows_are_purged(
     store: PostgresStore, wall: WallClock
 ) -> None:
-    journal = PostgresJournal(store, task_lifetime=100.0)
+    journal = PostgresJournal(store)
     journal.claim(FP, me())
     journal.record_submitted(FP, "task-1")
-    wall.now += 101
+    wall.now += 2 * 24 * 3600  # past the day the API keeps a task, by this clock
     assert journal.get(FP) is not None and len(journal.entries()) == 1
     assert journal.purge_expired() == 0
     assert journal.claim(FP, me()).action == "resume"  # the API says whether it is gone
@@ -187,13 +187,13 @@ def test_a_rows_age_decides_nothing_and_only_far_older_rows_are_purged(
 def test_an_unknown_outcome_blocks_every_resubmit_until_forgotten(
     store: PostgresStore, wall: WallClock
 ) -> None:
-    journal = PostgresJournal(store, task_lifetime=100.0)
+    journal = PostgresJournal(store)
     journal.claim(FP, me("one"))
     assert not journal.record_unknown(FP, me("two"))  # only the claim's owner says so
     assert journal.record_unknown(FP, me("one"), note="read timeout after the upload")
     assert journal.claim(FP, me("one")).action == UNKNOWN
     assert journal.claim(FP, elsewhere()).action == UNKNOWN
-    wall.now += 99  # as in the SQLite journal: it stands for the task's lifetime, counted from then
+    wall.now += FORGET_AFTER + 1  # as in the SQLite journal: housekeeping keeps an unknown outcome
     assert journal.purge_expired() == 0
     assert journal.claim(FP, me()).action == UNKNOWN
     assert [e.state for e in journal.entries()] == ["unknown"]

@@ -53,17 +53,16 @@ __all__ += ["TaskJournal", "new_owner", "owner_is_dead"]
 
 log = logging.getLogger(__name__)
 
-TASK_LIFETIME = 24 * 3600.0
-
 
 class TaskJournal:
     """SQLite record of claims and paid requests, shared by threads and processes (a connection per call).
 
     `time_source` is wall-clock time (rows are compared across processes and restarts);
-    `task_lifetime` is how long a task's result can still be fetched; `claim_timeout` is how
-    long the claim of an owner on another host survives without a heartbeat (a local owner's
-    claim lives as long as its process: journal_claims.py); `busy_timeout` is how long one
-    call waits for another process's write lock.
+    `claim_timeout` is how long the claim of an owner on another host survives without a
+    heartbeat (a local owner's claim lives as long as its process: journal_claims.py);
+    `busy_timeout` is how long one call waits for another process's write lock. A row is kept
+    until the API says its task is gone (or the user forgets it); rows older than FORGET_AFTER
+    are purged as housekeeping when the journal opens, unknown outcomes excepted.
     """
 
     def __init__(
@@ -71,16 +70,12 @@ class TaskJournal:
         path: Path,
         *,
         time_source: Callable[[], float] = time.time,
-        task_lifetime: float = TASK_LIFETIME,
         claim_timeout: float = CLAIM_TIMEOUT,
         busy_timeout: float = 15.0,
     ) -> None:
-        if task_lifetime <= 0 or claim_timeout <= 0:
-            raise InvalidParameterError(
-                f"task_lifetime ({task_lifetime}) and claim_timeout ({claim_timeout}) must be > 0 seconds."
-            )
+        if claim_timeout <= 0:
+            raise InvalidParameterError(f"claim_timeout ({claim_timeout}) must be > 0 seconds.")
         self.path = Path(path)
-        self.task_lifetime = float(task_lifetime)
         self.claim_timeout = float(claim_timeout)
         self._now = time_source
         self._db = PrivateSqlite(
@@ -255,7 +250,7 @@ class TaskJournal:
         return self._db.run(op, fallback=False, what="record a result URL")
 
     def record_done(self, fingerprint: str) -> bool:
-        """The result is downloaded and cached; the row stays until it expires (a cache miss re-downloads)."""
+        """The result is downloaded and cached; the row stays (a cache miss re-downloads), purged after FORGET_AFTER."""
         require_text(fingerprint, "fingerprint")
 
         def op() -> bool:
@@ -361,4 +356,4 @@ class TaskJournal:
         return self._db.run(op, fallback=0, what="purge expired rows")
 
     def _entry(self, row: tuple) -> JournalEntry:
-        return entry_from_row(row, self.task_lifetime)
+        return entry_from_row(row)

@@ -63,13 +63,11 @@ class JournalEntry:
     result_url: str | None = field(repr=False)
     request_id: str
     updated_at: float
-    expires_at: float  # after this the row counts as absent (the task's results are gone)
 
 
-def entry_from_row(row: tuple, task_lifetime: float) -> JournalEntry:
-    """A row of `SELECT {COLUMNS}` as a JournalEntry; it expires `task_lifetime` after its task was born."""
+def entry_from_row(row: tuple) -> JournalEntry:
+    """A row of `SELECT {COLUMNS}` as a JournalEntry. Its age decides nothing (journal_claims.decide_claim)."""
     fingerprint, state, task_id, owner, claimed_at, submitted_at, result_url, request_id, updated_at = row
-    born = submitted_at if submitted_at is not None else claimed_at
     return JournalEntry(
         fingerprint=fingerprint,
         state=state,
@@ -80,7 +78,6 @@ def entry_from_row(row: tuple, task_lifetime: float) -> JournalEntry:
         result_url=result_url,
         request_id=request_id or "",
         updated_at=float(updated_at),
-        expires_at=float(born) + task_lifetime,
     )
 
 

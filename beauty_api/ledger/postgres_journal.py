@@ -14,10 +14,12 @@ Row states: 'submitting' (claimed) -> 'sending' (the request is about to leave) 
 went to the cache); and 'unknown': the request was sent and no answer came, so a paid task may
 exist that nobody can find. A 'sending' claim whose owner died becomes 'unknown', never a
 takeover (the dead owner's request may have been paid). An 'unknown' row answers UNKNOWN to
-every claim (no automatic re-submit) until the user forgets it (`journal forget`), or until the
-task lifetime has passed, exactly as in the SQLite journal. Fails closed: `claim`, `mark_sending`,
-`entries` and `forget_matching` raise SharedLedgerUnavailable when the database cannot be used
-within their wait; the bookkeeping after a send is logged and answers False, as in SQLite.
+every claim (no automatic re-submit) until the user forgets it (`journal forget`), exactly as in
+the SQLite journal. A row's age decides nothing (journal_claims.decide_claim); rows older than
+FORGET_AFTER are purged as housekeeping (`purge_expired`), unknown outcomes excepted. Fails
+closed: `claim`, `mark_sending`, `entries` and `forget_matching` raise SharedLedgerUnavailable
+when the database cannot be used within their wait; the bookkeeping after a send is logged and
+answers False, as in SQLite.
 """
 
 from __future__ import annotations
@@ -44,7 +46,6 @@ from .postgres_store import LAZY_COMMIT, PostgresStore, SharedLedgerUnavailable
 
 log = logging.getLogger(__name__)
 
-TASK_LIFETIME = 24 * 3600.0
 CLAIM_WAIT = 5.0  # seconds one claim() waits for an unreachable server (wait_for_claim goes on)
 __all__ = ["CACHED", "UNKNOWN", "PostgresJournal"]
 
@@ -59,17 +60,13 @@ class PostgresJournal:
         self,
         store: PostgresStore,
         *,
-        task_lifetime: float = TASK_LIFETIME,
         claim_timeout: float = CLAIM_TIMEOUT,
     ) -> None:
-        if task_lifetime <= 0 or claim_timeout <= 0:
-            raise InvalidParameterError(
-                f"task_lifetime ({task_lifetime}) and claim_timeout ({claim_timeout}) must be > 0 seconds."
-            )
+        if claim_timeout <= 0:
+            raise InvalidParameterError(f"claim_timeout ({claim_timeout}) must be > 0 seconds.")
         self.store = store
         self.location = store.location  # what `journal list` shows: the URL without secrets
         self.path = self.location  # (the CLI names a journal by its path; this one has none)
-        self.task_lifetime = float(task_lifetime)
         self.claim_timeout = float(claim_timeout)
 
     # -- claiming ------------------------------------------------------------------------------
@@ -101,7 +98,7 @@ class PostgresJournal:
                             (fingerprint, alias),
                         )
                         row = (fingerprint, *row[1:])
-                entry = None if row is None else entry_from_row(row, self.task_lifetime)
+                entry = None if row is None else entry_from_row(row)
                 claim = decide_claim(entry, now, self.claim_timeout)
                 if marks_unknown(entry, claim):
                     conn.execute(
@@ -246,7 +243,7 @@ class PostgresJournal:
         )
 
     def record_done(self, fingerprint: str) -> bool:
-        """The result is downloaded and cached; the row stays until it expires."""
+        """The result is downloaded and cached; the row stays until purged after FORGET_AFTER."""
         _require(fingerprint, "fingerprint")
         return self._update(
             "UPDATE face_beauty_tasks SET state = 'done', updated_at = %(now)s"
@@ -294,10 +291,11 @@ class PostgresJournal:
     # -- reading and housekeeping --------------------------------------------------------------
 
     def get(self, fingerprint: str) -> JournalEntry | None:
-        """The live row of a fingerprint, or None (also for an expired row)."""
+        """The row of a fingerprint, or None."""
 
         def op(conn: Any) -> JournalEntry | None:
-            return self._live(conn.execute(_SELECT, (fingerprint,)).fetchone(), self.store.now(conn))
+            row = conn.execute(_SELECT, (fingerprint,)).fetchone()
+            return None if row is None else entry_from_row(row)
 
         return self._best_effort(op, None, "read the journal")
 
@@ -308,8 +306,7 @@ class PostgresJournal:
             rows = conn.execute(
                 f"SELECT {COLUMNS} FROM face_beauty_tasks ORDER BY updated_at DESC"
             ).fetchall()
-            now = self.store.now(conn)
-            return [entry for entry in (self._live(row, now) for row in rows) if entry is not None]
+            return [entry_from_row(row) for row in rows]
 
         return self.store.run(op, what="read the journal")
 
@@ -330,11 +327,6 @@ class PostgresJournal:
     def reset(self) -> None:
         """`journal reset` moves a damaged file aside; a database is repaired with its own tools."""
         return None
-
-    def _live(self, row: tuple | None, now: float) -> JournalEntry | None:
-        if row is None:
-            return None
-        return entry_from_row(row, self.task_lifetime)  # its age decides nothing (decide_claim)
 
     def _update(
         self,
