@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 import responses
+from ledger_helpers import WallClock
 from PIL import Image
 
 from beauty_api.clock import FakeClock
@@ -81,6 +82,12 @@ def rsps() -> Iterator[responses.RequestsMock]:
 def fake_clock() -> FakeClock:
     """A FakeClock; pass `fake_clock.monotonic` as an emulator's `time_source` to step through time."""
     return FakeClock()
+
+
+@pytest.fixture
+def wall() -> WallClock:
+    """A settable wall clock (tests/ledger_helpers.py) for a journal's or result cache's time_source."""
+    return WallClock()
 
 
 @cache

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import sqlite3
 import stat
-import subprocess
-import sys
 import threading
 from collections import Counter
 from pathlib import Path
 
 import claim_race_worker
 import pytest
+from ledger_helpers import FP, HOST, WallClock, dead_pid, me
 
 from beauty_api.clock import FakeClock
 from beauty_api.errors import DeadlineExceeded, InvalidParameterError, LedgerUnavailable, RetouchCancelled
@@ -27,38 +25,11 @@ from beauty_api.ledger.journal import Claim, TaskJournal, new_owner, owner_is_de
 from beauty_api.ledger.journal_claims import FORGET_AFTER
 
 REPO = Path(__file__).resolve().parents[1]
-HOST = socket.gethostname()
-FP = "f" * 64
-
-
-class WallClock:
-    """A settable wall clock for the journal's time_source."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def me(nonce: str = "a") -> str:
-    return f"{HOST}:{os.getpid()}:{nonce}"
-
-
-@pytest.fixture
-def wall() -> WallClock:
-    return WallClock()
 
 
 @pytest.fixture
 def journal(tmp_path: Path, wall: WallClock) -> TaskJournal:
     return TaskJournal(tmp_path / "state" / "journal.sqlite3", time_source=wall)
-
-
-def dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
 
 
 # -- the flow ----------------------------------------------------------------------------------

@@ -9,25 +9,13 @@ from typing import Any
 import postgres_server as pg
 import psycopg
 import pytest
+from ledger_helpers import WallClock
 
 from beauty_api.ledger.postgres_cache import PostgresResultCache
 from beauty_api.ledger.postgres_store import PostgresStore
 from beauty_api.ledger.result_cache import SWEEP_INTERVAL
 
 DAY = 24 * 3600.0
-
-
-class WallClock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def wall() -> WallClock:
-    return WallClock()
 
 
 @pytest.fixture

@@ -9,10 +9,6 @@ secret-free line, never a "submit".
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +17,7 @@ from typing import Any
 import claim_race_worker
 import postgres_server as pg
 import pytest
+from ledger_helpers import FP, HOST, WallClock, dead_pid, me
 
 from beauty_api.clock import FakeClock
 from beauty_api.errors import DeadlineExceeded
@@ -28,30 +25,11 @@ from beauty_api.ledger.journal_claims import FORGET_AFTER, Claim
 from beauty_api.ledger.postgres_journal import CACHED, UNKNOWN, PostgresJournal
 from beauty_api.ledger.postgres_store import PostgresStore, SharedLedgerUnavailable
 
-HOST = socket.gethostname()
-FP = "f" * 64
 SECRET = "pw-Never-Shown-42"
-
-
-class WallClock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def me(nonce: str = "a") -> str:
-    return f"{HOST}:{os.getpid()}:{nonce}"
 
 
 def elsewhere(nonce: str = "a") -> str:
     return f"another-host:4242:{nonce}"  # liveness unknowable from here: only time takes it over
-
-
-@pytest.fixture
-def wall() -> WallClock:
-    return WallClock()
 
 
 @pytest.fixture
@@ -64,12 +42,6 @@ def store(postgres_url: str, wall: WallClock) -> Iterator[PostgresStore]:
 @pytest.fixture
 def journal(store: PostgresStore) -> PostgresJournal:
     return PostgresJournal(store, claim_timeout=180.0)
-
-
-def dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
 
 
 # -- the flow ----------------------------------------------------------------------------------

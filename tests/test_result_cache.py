@@ -11,22 +11,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from ledger_helpers import WallClock
 
 from beauty_api.errors import InvalidParameterError
 from beauty_api.ledger.result_cache import CacheStats, NullCache, ResultCache
-
-
-class WallClock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def wall() -> WallClock:
-    return WallClock()
 
 
 @pytest.fixture

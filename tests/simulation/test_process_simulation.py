@@ -14,14 +14,13 @@ import hashlib
 import os
 import sys
 import tempfile
-import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from proc_harness import Coordinator
 from sim_harness import Outcome
+from sim_tally import run_seeds
 
 SCHEDULES = int(os.environ.get("FACE_BEAUTY_SIM_PROC_SCHEDULES", "50"))
 FIRST_SEED = int(os.environ.get("FACE_BEAUTY_SIM_SEED", "0"))
@@ -43,23 +42,14 @@ def run(coordinator: Coordinator, seed: int) -> Outcome:  # in memory where ther
 
 
 def test_every_process_schedule_keeps_the_invariants(coordinator: Coordinator) -> None:
-    started = time.monotonic()
-    failures, faults, steps, paid = [], Counter(), 0, 0
-    for seed in range(FIRST_SEED, FIRST_SEED + SCHEDULES):
-        outcome = run(coordinator, seed)
-        steps, paid = steps + outcome.steps, paid + outcome.paid
-        faults.update(fault.split("@")[0] for fault in outcome.faults)
-        failures += [f"seed {seed}: {v.invariant}: {v.detail}" for v in outcome.violations]
-    print(
-        f"\nprocess simulation: {SCHEDULES} schedules from seed {FIRST_SEED} in {time.monotonic() - started:.1f} s, "
-        f"{steps} steps, {paid} paid requests, {coordinator.spawned} worker processes, "
-        f"faults {dict(sorted(faults.items()))}"
-    )
-    assert not failures, (
+    tally = run_seeds(range(FIRST_SEED, FIRST_SEED + SCHEDULES), lambda seed: run(coordinator, seed))
+    head = f"process simulation: {SCHEDULES} schedules from seed {FIRST_SEED}"
+    print("\n" + tally.summary(head, extra=f"{coordinator.spawned} worker processes, "))
+    assert not tally.failures, (
         "replay with FACE_BEAUTY_SIM_SEED=<seed> FACE_BEAUTY_SIM_PROC_SCHEDULES=1:\n"
-        + "\n".join(failures[:20])
+        + "\n".join(tally.failures[:20])
     )
-    assert paid > 0 and steps > 0
+    assert tally.paid > 0 and tally.steps > 0
     assert "proc_worker" not in sys.modules  # it patches the process that imports it (the workers only)
 
 
