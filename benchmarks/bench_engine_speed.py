@@ -5,12 +5,13 @@ Run: `python benchmarks/bench_engine_speed.py [--baseline PATH] [--rounds 3] [--
 round runs every tree once in a fresh process, the trees alternating, so both see the same machine.
 Prints the median over rounds of each case's median wall time, and its CPU time (all threads).
 
-Cases (every slider at 50 and the look Sakura, models loaded beforehand):
+Cases (bench_local_engine's settings: every slider at 50 and the look Sakura; models loaded beforehand):
 - analyze: faces and landmarks of the 512x600 portrait (one face; goal <= 20 ms per face);
 - 512x512: one image retouched, face analysis included (goal <= 40 ms);
 - group: the 1536x864 picture of six faces 150 to 40 px wide (goal <= 400 ms; faces found shown);
 - video: 16 frames of 512x512 moving 2 px per frame, tracked (goal <= 0.5 s).
-Inputs are made once by this script and handed to every tree, so the trees see the same pixels.
+Inputs are made once by this script and handed to every tree, so the trees see the same pixels and
+settings.
 """
 
 from __future__ import annotations
@@ -35,10 +36,11 @@ GOALS = {"analyze": 0.020, "512x512": 0.040, "group": 0.400, "video": 0.500}
 def make_inputs(path: Path) -> None:
     """The four cases' pixels, from this tree's helpers, saved for every tree's child process."""
     sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
-    from bench_local_engine import moving_frames, portrait
+    from bench_local_engine import PARAMS, moving_frames, portrait
     from local_helpers import group_picture
 
     from beauty_api.local.retouch.engine import LocalEngine  # noqa: F401 (this tree must import)
+    from beauty_api.params import SLIDER_NAMES
 
     grace = ROOT / "tests" / "data" / "mediapipe_reference" / "portrait_grace_hopper_512x600.jpg"
     from PIL import Image
@@ -49,6 +51,10 @@ def make_inputs(path: Path) -> None:
         single=portrait(512),
         group=np.array(group_picture()[0]),
         frames=np.stack(moving_frames(portrait(512), 16)),
+        # bench_local_engine's settings, as keywords every tree's BeautyParams takes
+        settings=np.array(
+            json.dumps({name: getattr(PARAMS, name) for name in (*SLIDER_NAMES, "filter_type")})
+        ),
     )
 
 
@@ -63,16 +69,8 @@ def child(inputs: Path, repeat: int, threads: int) -> None:
         from beauty_api.local.engine import LocalEngine  # type: ignore[no-redef]
     from beauty_api.params import BeautyParams
 
-    params = BeautyParams(
-        whitening=50,
-        smoothing=50,
-        thinface=50,
-        shrink_face=50,
-        enlarge_eye=50,
-        remove_eyebrow=50,
-        filter_type="Sakura",
-    )
     data = np.load(inputs)
+    params = BeautyParams(**json.loads(str(data["settings"])))
     engine = LocalEngine()
     analyzer = engine.analyzer
     grace = torch.from_numpy(np.array(data["analyze"], dtype=np.float32) / 255.0)

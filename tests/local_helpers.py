@@ -146,23 +146,37 @@ def lightness(rgb: np.ndarray) -> torch.Tensor:
     return kornia.color.rgb_to_lab(image)[0, 0]
 
 
+def brow_and_skin_beside(
+    original: np.ndarray,
+    face: Face,
+    side: str = "brows",
+    *,
+    ring: tuple[float, float] = (0.015, 0.05),
+    eyes: float = 0.03,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """[H, W] bool each: a brow region ("brows", "left_brow", "right_brow"), shrunk by half a percent
+    of the face's size, and the skin beside it: the ring `ring` (fractions of the face's size) outside
+    it, without the eyes grown by `eyes`, only where `original` is within 12 L* of the cheeks' median
+    (no fringe of hair). Taken from the input, so the same pixels are measured before and after."""
+    height, width = original.shape[:2]
+    size = face.size
+    brow = region_mask([face], height, width, side, grow=-0.005 * size) > 0.5
+    beside = (region_mask([face], height, width, side, grow=ring[1] * size) > 0.5) & ~(
+        region_mask([face], height, width, side, grow=ring[0] * size) > 0.5
+    )
+    beside &= ~(region_mask([face], height, width, "eyes", grow=eyes * size) > 0.5)
+    before = lightness(original)
+    beside &= (before - before[cheek_mask(face, height, width) > 0].median()).abs() < 12
+    return brow, beside
+
+
 def brow_lightness(
     rgb: np.ndarray, face: Face, original: np.ndarray, side: str, skip: torch.Tensor | None = None
 ) -> float:
-    """Mean L* of one brow ("left_brow" / "right_brow") minus that of the skin beside it, in `rgb`:
+    """Mean L* of a brow region (`brow_and_skin_beside`) minus that of the skin beside it, in `rgb`:
     negative for a brow darker than the skin, positive for an area lighter than it (an inverted brow).
-    "Beside": a ring 1.5% to 5% of the face's size outside the brow, without the eyes, only where
-    `original` is within 12 L* of the cheeks' median (no fringe of hair); the same pixels before/after.
     Pixels where `skip` [H, W] (bool) is set count in neither (a glasses rim that is meant to stay)."""
-    height, width = rgb.shape[:2]
-    size = face.size
-    brow = region_mask([face], height, width, side, grow=-0.005 * size) > 0.5
-    ring = (region_mask([face], height, width, side, grow=0.05 * size) > 0.5) & ~(
-        region_mask([face], height, width, side, grow=0.015 * size) > 0.5
-    )
-    ring &= ~(region_mask([face], height, width, "eyes", grow=0.03 * size) > 0.5)
-    before = lightness(original)
-    ring &= (before - before[cheek_mask(face, height, width) > 0].median()).abs() < 12
+    brow, ring = brow_and_skin_beside(original, face, side)
     if skip is not None:
         brow, ring = brow & ~skip, ring & ~skip
     after = lightness(rgb)

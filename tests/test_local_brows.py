@@ -15,7 +15,14 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from local_helpers import cheek_mask, lightness, portrait, reference_faces
+from local_helpers import (
+    brow_and_skin_beside,
+    brow_lightness,
+    cheek_mask,
+    lightness,
+    portrait,
+    reference_faces,
+)
 from PIL import Image
 
 import beauty_api.local.retouch.brows as brows_module
@@ -51,21 +58,10 @@ def _drawn(name: str, kind: str) -> tuple[np.ndarray, Face, torch.Tensor]:
     return rgb, face, line
 
 
-def _brow_against_skin(rgb: np.ndarray, face: Face, original: np.ndarray, skip: torch.Tensor) -> float:
-    """Mean L* of the brows minus that of the skin 1.5-5% of the face's size beside them, without the
-    pixels `skip` (and a pixel around them), the eyes and what was not skin-coloured in `original`."""
-    height, width = rgb.shape[:2]
-    size = face.size
-    grown = torch.nn.functional.max_pool2d(skip[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
-    brows = (region_mask([face], height, width, "brows", grow=-0.005 * size) > 0.5) & ~grown
-    ring = (region_mask([face], height, width, "brows", grow=0.05 * size) > 0.5) & ~(
-        region_mask([face], height, width, "brows", grow=0.015 * size) > 0.5
-    )
-    ring &= ~(region_mask([face], height, width, "eyes", grow=0.03 * size) > 0.5) & ~grown
-    before = lightness(original)
-    ring &= (before - before[cheek_mask(face, height, width) > 0].median()).abs() < 12
-    after = lightness(rgb)
-    return float(after[brows].mean() - after[ring].mean())
+def _brow_against_skin(rgb: np.ndarray, face: Face, original: np.ndarray, line: torch.Tensor) -> float:
+    """`brow_lightness` of both brows, without the drawn `line` and a pixel around it."""
+    grown = torch.nn.functional.max_pool2d(line[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
+    return brow_lightness(rgb, face, original, "brows", grown)
 
 
 # (Grace Hopper's own glasses rim already lies along her brows: a second arc on it leaves too little
@@ -158,15 +154,7 @@ def test_the_removed_brow_has_the_grain_of_the_skin_around_it(name: str) -> None
     (a fill with a fixed clip on the lent grain was half as grainy as Grace Hopper's skin: 0.53)."""
     rgb, face = np.array(portrait(name)), reference_faces(name)[0]
     out = retouch_faces(rgb, [face], BROWS)
-    height, width = rgb.shape[:2]
-    size = face.size
-    brows = region_mask([face], height, width, "brows", grow=-0.005 * size) > 0.5
-    ring = (region_mask([face], height, width, "brows", grow=0.06 * size) > 0.5) & ~(
-        region_mask([face], height, width, "brows", grow=0.02 * size) > 0.5
-    )
-    ring &= ~(region_mask([face], height, width, "eyes", grow=0.04 * size) > 0.5)
-    before = lightness(rgb)
-    ring &= (before - before[cheek_mask(face, height, width) > 0].median()).abs() < 12  # skin only
+    brows, ring = brow_and_skin_beside(rgb, face, ring=(0.02, 0.06), eyes=0.04)
     ratio = _grain(out, brows) / _grain(out, ring)
     assert 0.7 <= ratio <= 1.3, f"the fill's grain is {ratio:.2f} of the skin's"
 

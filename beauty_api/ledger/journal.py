@@ -121,7 +121,7 @@ class TaskJournal:
                     conn.execute(
                         "UPDATE tasks SET fingerprint = ? WHERE fingerprint = ?", (fingerprint, alias)
                     )
-            entry = self._entry(row) if row is not None else None
+            entry = entry_from_row(row) if row is not None else None
             claim = decide_claim(entry, now, self.claim_timeout)
             if marks_unknown(entry, claim):
                 conn.execute("UPDATE tasks SET state = 'unknown' WHERE fingerprint = ?", (fingerprint,))
@@ -325,7 +325,7 @@ class TaskJournal:
                 row = select_row(conn, fingerprint)
             if row is None:
                 return None
-            return self._entry(row)
+            return entry_from_row(row)
 
         return self._db.run(op, fallback=None, what="read the journal")
 
@@ -335,7 +335,7 @@ class TaskJournal:
         def op() -> list[JournalEntry]:
             with self._db.read() as conn:
                 rows = conn.execute(f"SELECT {_COLUMNS} FROM tasks ORDER BY updated_at DESC").fetchall()
-            return [self._entry(row) for row in rows]
+            return [entry_from_row(row) for row in rows]
 
         return self._db.run_strict(op)
 
@@ -354,6 +354,3 @@ class TaskJournal:
                 return cursor.rowcount
 
         return self._db.run(op, fallback=0, what="purge expired rows")
-
-    def _entry(self, row: tuple) -> JournalEntry:
-        return entry_from_row(row)

@@ -44,9 +44,8 @@ BROW_GROW = 0.02
 BROW_FEATHER = 0.035
 LASH_REACH = 0.045  # the brow fill stays this far (fraction of the face's size) from the eyes' contours
 WARP_BORDER = 0.08  # the warp's taper to zero at the crop's border, fraction of the face's size
-MASK_GRID = (
-    48  # distance samples per side of a region's box (the field is smooth; edges stay within 0.25 of exact)
-)
+# distance samples per side of a region's box (the field is smooth; edges stay within 0.25 of exact)
+MASK_GRID = 48
 
 
 @dataclass(frozen=True)
